@@ -1,0 +1,63 @@
+# Slipway's developer entry points. `make help` lists them.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin/slipway
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+HTMX      := static/vendor/htmx.min.js
+DEVENV    := .dev/env
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(HTMX): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+.PHONY: deps
+deps: $(HTMX) ## fetch front-end files (htmx from npm)
+
+.PHONY: generate
+generate: ## regenerate templ code
+	$(GO) tool templ generate -path web
+
+.PHONY: build
+build: deps ## build bin/slipway
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/server
+
+.PHONY: services
+services: ## start local PostgreSQL and MinIO (state in .dev/)
+	scripts/devservices.sh up
+
+.PHONY: services-down
+services-down: ## stop local PostgreSQL and MinIO
+	scripts/devservices.sh down
+
+.PHONY: run
+run: build services ## start Slipway on :8080 with local PostgreSQL and MinIO
+	@source $(DEVENV); \
+	printf '\n  Slipway: http://localhost:8080\n  Sign in as: admin / %s\n  API token:  %s\n  (credentials of the first start; kept in .dev/secrets.env)\n\n' "$$SLIPWAY_BOOTSTRAP_PASSWORD" "$$SLIPWAY_BOOTSTRAP_TOKEN"; \
+	exec ./$(BIN) serve
+
+.PHONY: test
+test: deps services ## run every test against local PostgreSQL and MinIO
+	source $(DEVENV); $(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: check
+check: deps ## gofmt, go vet, generated-code drift
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@before=$$(cat web/*_templ.go | sha256sum); $(GO) tool templ generate -path web >/dev/null; \
+	after=$$(cat web/*_templ.go | sha256sum); \
+	if [ "$$before" != "$$after" ]; then echo "generated templ code was stale: regenerated now, commit web/*_templ.go"; exit 1; fi
+	@echo "check: ok"
+
+.PHONY: clean
+clean: ## remove build output (not .dev/ state)
+	rm -rf bin node_modules

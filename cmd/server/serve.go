@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slipway-ml/slipway/internal/api"
+	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/internal/blob"
+	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/database"
+	"github.com/slipway-ml/slipway/internal/server"
+	"github.com/slipway-ml/slipway/static"
+)
+
+func loadConfig(getenv func(string) string, scope config.Scope) (*config.Config, error) {
+	cfg, err := config.Load(getenv, scope)
+	if err != nil {
+		return nil, configError{err}
+	}
+	return cfg, nil
+}
+
+func openDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	return database.Open(ctx, database.Config{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, StatementTimeout: cfg.DBStatementTimeout})
+}
+
+// waitForDatabase gives PostgreSQL a minute to come up: with compose or
+// systemd, Slipway may start first.
+func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+		log.Warn("waiting for the database", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (blob.Store, error) {
+	if cfg.Storage == "filesystem" {
+		return blob.NewFilesystem(cfg.StorageDir)
+	}
+	return blob.NewS3(ctx, blob.S3Config{
+		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+		Region: cfg.S3Region, InsecureSkipVerify: cfg.S3InsecureSkipVerify, CreateBucket: true,
+	})
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, config.Server)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	migrateFlag := fs.Bool("migrate", cfg.Migrate, "apply database migrations at start (SLIPWAY_MIGRATE)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg.Migrate = *migrateFlag
+
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log.Info("starting Slipway", "version", version, "config", cfg)
+
+	pool, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := waitForDatabase(ctx, pool, log); err != nil {
+		return err
+	}
+	if cfg.Migrate {
+		m, err := database.NewMigrator(pool)
+		if err != nil {
+			return err
+		}
+		err = m.Up()
+		m.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := database.CheckSchema(ctx, pool); err != nil {
+		return err
+	}
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("object store: %w", err)
+	}
+
+	authSvc := auth.NewService(pool, auth.Config{SessionTTL: cfg.SessionTTL})
+	if created, err := authSvc.Bootstrap(ctx, cfg.BootstrapToken, cfg.BootstrapPassword); err != nil {
+		return err
+	} else if created {
+		log.Info("bootstrap admin created", "user", auth.BootstrapAdminName, "password_login", cfg.BootstrapPassword != "")
+	}
+
+	assets, err := static.New()
+	if err != nil {
+		return err
+	}
+	doc, err := api.LoadDocument()
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Deps{
+		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool),
+		Assets: assets, OpenAPI: doc, Logger: log,
+	})
+
+	httpServer := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+
+	go reapSessions(ctx, authSvc, log)
+
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCertFile != "" {
+			errc <- httpServer.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+		} else {
+			errc <- httpServer.Serve(ln)
+		}
+	}()
+	log.Info("Slipway is listening", "addr", ln.Addr().String(), "url", publicURL(cfg, ln.Addr()))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func publicURL(cfg *config.Config, addr net.Addr) string {
+	if cfg.PublicURL != nil {
+		return cfg.PublicURL.String()
+	}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// reapSessions deletes expired sessions hourly. Several replicas doing it
+// at once is harmless.
+func reapSessions(ctx context.Context, a *auth.Service, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := a.DeleteExpiredSessions(ctx); err != nil {
+				log.Warn("deleting expired sessions", "error", err)
+			} else if n > 0 {
+				log.Info("deleted expired sessions", "count", strconv.FormatInt(n, 10))
+			}
+		}
+	}
+}

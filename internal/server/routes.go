@@ -1,0 +1,55 @@
+package server
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/static"
+)
+
+// public marks a route that answers without credentials. The route-walk
+// test holds the allowlist of such routes; adding one here without adding
+// it there fails the build's tests.
+const public auth.Role = ""
+
+// routes is the table of every route and the role it needs.
+func (s *Server) routes() {
+	e := s.echo
+	add := func(method, path string, role auth.Role, h echo.HandlerFunc) {
+		if role == public {
+			e.Add(method, path, h)
+			return
+		}
+		e.Add(method, path, h, requireRole(role))
+	}
+
+	// Health and static files.
+	add("GET", "/healthz", public, s.healthz)
+	add("GET", "/readyz", public, s.readyz)
+	add("GET", static.Prefix+"*", public, echo.WrapHandler(s.deps.Assets))
+
+	// JSON API.
+	add("GET", "/api/v1/openapi.json", public, s.deps.OpenAPI.Serve)
+	add("GET", "/api/v1/me", auth.RoleViewer, s.api.Me)
+	add("GET", "/api/v1/tokens", auth.RoleViewer, s.api.ListTokens)
+	add("POST", "/api/v1/tokens", auth.RoleViewer, s.api.CreateToken)
+	add("DELETE", "/api/v1/tokens/:id", auth.RoleViewer, s.api.RevokeToken)
+	add("GET", "/api/v1/users", auth.RoleAdmin, s.api.ListUsers)
+	add("POST", "/api/v1/users", auth.RoleAdmin, s.api.CreateUser)
+	add("GET", "/api/v1/users/:name", auth.RoleAdmin, s.api.GetUser)
+	add("PATCH", "/api/v1/users/:name", auth.RoleAdmin, s.api.UpdateUser)
+	add("GET", "/api/v1/audit", auth.RoleAdmin, s.api.ListAudit)
+
+	// Browser UI.
+	add("GET", "/login", public, s.ui.LoginForm)
+	add("POST", "/login", public, s.ui.Login)
+	add("POST", "/logout", auth.RoleViewer, s.ui.Logout)
+	add("GET", "/", auth.RoleViewer, s.ui.Dashboard)
+	add("GET", "/settings/tokens", auth.RoleViewer, s.ui.Tokens)
+	add("POST", "/settings/tokens", auth.RoleViewer, s.ui.CreateToken)
+	add("POST", "/settings/tokens/:id/revoke", auth.RoleViewer, s.ui.RevokeToken)
+	add("GET", "/admin/users", auth.RoleAdmin, s.ui.Users)
+	add("POST", "/admin/users", auth.RoleAdmin, s.ui.CreateUser)
+	add("POST", "/admin/users/:name", auth.RoleAdmin, s.ui.UpdateUser)
+	add("GET", "/audit", auth.RoleAdmin, s.ui.Audit)
+}

@@ -1,0 +1,161 @@
+package server_test
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/slipway-ml/slipway/internal/api/apitest"
+	"github.com/slipway-ml/slipway/internal/auth"
+)
+
+const public auth.Role = ""
+
+// routeRoles is the expected access rule of every route. It is written
+// here, apart from the route table, so that a route added without thought
+// about its access fails this test. Only the explicit allowlist is public.
+var routeRoles = map[string]auth.Role{
+	// the public allowlist
+	"GET /healthz":             public,
+	"GET /readyz":              public,
+	"GET /static/*":            public,
+	"GET /api/v1/openapi.json": public,
+	"GET /login":               public,
+	"POST /login":              public,
+
+	"GET /api/v1/me":                   auth.RoleViewer,
+	"GET /api/v1/tokens":               auth.RoleViewer,
+	"POST /api/v1/tokens":              auth.RoleViewer,
+	"DELETE /api/v1/tokens/:id":        auth.RoleViewer,
+	"GET /api/v1/users":                auth.RoleAdmin,
+	"POST /api/v1/users":               auth.RoleAdmin,
+	"GET /api/v1/users/:name":          auth.RoleAdmin,
+	"PATCH /api/v1/users/:name":        auth.RoleAdmin,
+	"GET /api/v1/audit":                auth.RoleAdmin,
+	"POST /logout":                     auth.RoleViewer,
+	"GET /":                            auth.RoleViewer,
+	"GET /settings/tokens":             auth.RoleViewer,
+	"POST /settings/tokens":            auth.RoleViewer,
+	"POST /settings/tokens/:id/revoke": auth.RoleViewer,
+	"GET /admin/users":                 auth.RoleAdmin,
+	"POST /admin/users":                auth.RoleAdmin,
+	"POST /admin/users/:name":          auth.RoleAdmin,
+	"GET /audit":                       auth.RoleAdmin,
+}
+
+// concretePath fills a route pattern with parameters that name nothing, so
+// that no walk request changes state that a later one depends on.
+func concretePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		switch {
+		case strings.HasPrefix(s, ":"):
+			parts[i] = "999999"
+		case s == "*":
+			parts[i] = "nothing.css"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func TestEveryRouteHasAnAccessRule(t *testing.T) {
+	e := newEnv(t)
+	var got []string
+	for _, r := range e.server.Echo().Routes() {
+		got = append(got, r.Method+" "+r.Path)
+	}
+	var want []string
+	for k := range routeRoles {
+		want = append(want, k)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("registered routes differ from the access table (-want +got):\n%s", diff)
+	}
+}
+
+func TestRouteAccess(t *testing.T) {
+	e := newEnv(t)
+	for _, r := range e.server.Echo().Routes() {
+		key := r.Method + " " + r.Path
+		need, ok := routeRoles[key]
+		if !ok {
+			t.Errorf("%s: no access rule (see TestEveryRouteHasAnAccessRule)", key)
+			continue
+		}
+		path := concretePath(r.Path)
+		isAPI := strings.HasPrefix(r.Path, "/api/")
+		t.Run(key, func(t *testing.T) {
+			if isAPI || r.Path == "/healthz" || r.Path == "/readyz" {
+				checkAPIRoute(t, e, r.Method, path, need)
+			} else {
+				checkUIRoute(t, e, r.Method, path, need)
+			}
+		})
+	}
+}
+
+func checkAPIRoute(t *testing.T, e *env, method, path string, need auth.Role) {
+	res := e.api.Do(apitest.Request{Method: method, Path: path})
+	if need == public {
+		if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+			t.Fatalf("public route answered %d without credentials", res.Status)
+		}
+		return
+	}
+	if res.Status != http.StatusUnauthorized || res.ErrorCode() != "unauthenticated" {
+		t.Errorf("without credentials: got %d %s, want 401 unauthenticated", res.Status, res.Body)
+	}
+	if !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("without credentials: WWW-Authenticate = %q, want Bearer", res.Header.Get("WWW-Authenticate"))
+	}
+	bad := e.api.WithToken("slw_" + strings.Repeat("A", 43)).Do(apitest.Request{Method: method, Path: path})
+	if bad.Status != http.StatusUnauthorized {
+		t.Errorf("with an unknown token: got %d, want 401", bad.Status)
+	}
+	for _, role := range auth.Roles {
+		res := e.as(role).Do(apitest.Request{Method: method, Path: path})
+		switch {
+		case !role.Allows(need) && res.Status != http.StatusForbidden:
+			t.Errorf("role %s (route needs %s): got %d %s, want 403", role, need, res.Status, res.Body)
+		case role.Allows(need) && (res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden):
+			t.Errorf("role %s (route needs %s): got %d %s, want access", role, need, res.Status, res.Body)
+		}
+	}
+}
+
+func checkUIRoute(t *testing.T, e *env, method, path string, need auth.Role) {
+	anon := e.browser()
+	res := anon.do(method, path, nil, nil)
+	loc := res.Header.Get("Location")
+	toLogin := res.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/login")
+	if need == public {
+		if toLogin || res.StatusCode == http.StatusForbidden {
+			t.Fatalf("public route answered %d (Location %q) without a session", res.StatusCode, loc)
+		}
+		return
+	}
+	if !toLogin {
+		t.Errorf("without a session: got %d (Location %q), want 303 to /login", res.StatusCode, loc)
+	}
+	for _, role := range auth.Roles {
+		b := e.browser()
+		if res := b.login(userOf(role), testPassword); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login as %s: %d", role, res.StatusCode)
+		}
+		res := b.do(method, path, nil, nil)
+		loc := res.Header.Get("Location")
+		denied := res.StatusCode == http.StatusForbidden || res.StatusCode == http.StatusUnauthorized ||
+			(res.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/login"))
+		switch {
+		case !role.Allows(need) && res.StatusCode != http.StatusForbidden:
+			t.Errorf("role %s (route needs %s): got %d, want 403", role, need, res.StatusCode)
+		case role.Allows(need) && denied && path != "/logout":
+			t.Errorf("role %s (route needs %s): got %d (Location %q), want access", role, need, res.StatusCode, loc)
+		}
+	}
+}
