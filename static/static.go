@@ -19,11 +19,11 @@ import (
 // files holds the assets. vendor/ is filled by `make` from node_modules and
 // is not committed; the .keep file makes the pattern valid on a fresh clone.
 //
-//go:embed css js all:vendor
+//go:embed css img js all:vendor
 var files embed.FS
 
 // Required lists the assets without which the UI does not work.
-var Required = []string{"css/slipway.css", "js/slipway.js", "vendor/htmx.min.js"}
+var Required = []string{"css/slipway.css", "img/favicon.svg", "js/slipway.js", "vendor/htmx.min.js"}
 
 // Assets resolves asset names to hashed URLs and serves them.
 type Assets struct {

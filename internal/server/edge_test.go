@@ -468,7 +468,7 @@ func TestStaticAssetsHashedAndCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	var urls []string
-	doc.Find(`link[rel=stylesheet], script[src]`).Each(func(_ int, s *goquery.Selection) {
+	doc.Find(`link[rel=stylesheet], link[rel=icon], script[src]`).Each(func(_ int, s *goquery.Selection) {
 		if v, ok := s.Attr("href"); ok {
 			urls = append(urls, v)
 		}
@@ -476,8 +476,8 @@ func TestStaticAssetsHashedAndCached(t *testing.T) {
 			urls = append(urls, v)
 		}
 	})
-	if len(urls) != 3 {
-		t.Fatalf("assets on the login page: %v, want css, htmx and slipway.js", urls)
+	if len(urls) != 4 {
+		t.Fatalf("assets on the login page: %v, want icon, css, htmx and slipway.js", urls)
 	}
 	for _, u := range urls {
 		res := e.browser().do("GET", u, nil, nil)
