@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
@@ -19,15 +21,31 @@ import (
 // cliActor is the audit actor of changes made with this command line.
 var cliActor = audit.Actor{Name: "cli"}
 
+// toolsDatabase opens the database for an administrative command; with
+// checkSchema, it refuses a schema this binary does not know.
+func toolsDatabase(ctx context.Context, getenv func(string) string, checkSchema bool) (*pgxpool.Pool, error) {
+	cfg, err := loadConfig(getenv, config.Tools)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if checkSchema {
+		if err := database.CheckSchema(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"migrate needs up, down or version"}
 	}
-	cfg, err := loadConfig(getenv, config.Tools)
-	if err != nil {
-		return err
-	}
-	pool, err := openDatabase(ctx, cfg)
+	pool, err := toolsDatabase(ctx, getenv, false)
 	if err != nil {
 		return err
 	}
@@ -96,18 +114,11 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("read password from stdin: %w", err)
 	}
 	password := strings.TrimRight(line, "\r\n")
-	cfg, err := loadConfig(getenv, config.Tools)
-	if err != nil {
-		return err
-	}
-	pool, err := openDatabase(ctx, cfg)
+	pool, err := toolsDatabase(ctx, getenv, true)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := database.CheckSchema(ctx, pool); err != nil {
-		return err
-	}
 	svc := auth.NewService(pool, auth.Config{})
 	u, err := svc.CreateUser(audit.WithActor(ctx, cliActor), auth.NewUser{Name: *name, Role: auth.Role(*role), Password: password})
 	if err != nil {
@@ -139,18 +150,11 @@ func tokensCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if *expiresIn < 0 {
 		return usageError{"--expires-in must not be negative"}
 	}
-	cfg, err := loadConfig(getenv, config.Tools)
-	if err != nil {
-		return err
-	}
-	pool, err := openDatabase(ctx, cfg)
+	pool, err := toolsDatabase(ctx, getenv, true)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := database.CheckSchema(ctx, pool); err != nil {
-		return err
-	}
 	in := auth.NewToken{UserName: *user, Name: *name}
 	if *expiresIn > 0 {
 		t := time.Now().Add(*expiresIn)

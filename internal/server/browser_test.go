@@ -91,6 +91,19 @@ func newBrowser(t *testing.T) (context.Context, func() []string) {
 	}
 }
 
+// stepper returns a func that runs the actions of one named step of a
+// journey and stops the test, with the browser's problems, if one fails.
+func stepper(t *testing.T, ctx context.Context, problems func() []string) func(string, ...chromedp.Action[chromedp.Void]) {
+	return func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v (browser problems: %v)", step, err, problems())
+		}
+	}
+}
+
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+
 // text reads the text of the element sel.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
@@ -104,13 +117,7 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 func TestBrowserJourneyTokens(t *testing.T) {
 	e := newEnv(t)
 	ctx, problems := newBrowser(t)
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v (browser problems: %v)", step, err, problems())
-		}
-	}
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	do := stepper(t, ctx, problems)
 
 	do("sign in",
 		chromedp.Navigate(e.url+"/settings/tokens"),
@@ -167,13 +174,7 @@ func TestBrowserJourneyTokens(t *testing.T) {
 func TestBrowserJourneyAdmin(t *testing.T) {
 	e := newEnv(t)
 	ctx, problems := newBrowser(t)
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v (browser problems: %v)", step, err, problems())
-		}
-	}
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	do := stepper(t, ctx, problems)
 
 	do("wrong password",
 		chromedp.Navigate(e.url+"/login"),

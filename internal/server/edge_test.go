@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,19 +95,19 @@ func TestLargeBodyRefusedUnread(t *testing.T) {
 }
 
 // endless is a JSON body of unknown length (sent chunked) that never ends.
-type endless struct{ n int64 }
+// The transport reads it on its own goroutine, hence the atomic count.
+type endless struct{ n atomic.Int64 }
 
 func (r *endless) Read(p []byte) (int, error) {
-	if r.n == 0 {
-		copy(p, `{"name":"`)
-		r.n += 9
-		return 9, nil
+	if r.n.Load() == 0 {
+		n := copy(p, `{"name":"`)
+		r.n.Add(int64(n))
+		return n, nil
 	}
 	for i := range p {
 		p[i] = 'a'
 	}
-	r.n += int64(len(p))
-	if r.n > 64<<20 {
+	if r.n.Add(int64(len(p))) > 64<<20 {
 		return 0, io.EOF // a safety net: the test fails below if it gets here
 	}
 	return len(p), nil
@@ -120,8 +121,8 @@ func TestChunkedLargeBodyRefused(t *testing.T) {
 	if res.Status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("got %d %s, want 413", res.Status, res.Body)
 	}
-	if body.n > 16<<20 {
-		t.Errorf("the client sent %d bytes before the refusal; Slipway read far past its 1 MiB limit", body.n)
+	if n := body.n.Load(); n > 16<<20 {
+		t.Errorf("the client sent %d bytes before the refusal; Slipway read far past its 1 MiB limit", n)
 	}
 }
 
