@@ -46,12 +46,18 @@ run: build services ## start Slipway on :8080 with local PostgreSQL and MinIO
 	exec ./$(BIN) serve
 
 .PHONY: test
-test: deps services ## run every test against local PostgreSQL and MinIO
-	source $(DEVENV); $(GO) test $(TEST_FLAGS) ./...
+test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST_* services)
+	@if [ -z "$${SLIPWAY_TEST_DATABASE_URL:-}" ] || [ -z "$${SLIPWAY_TEST_S3_ENDPOINT:-}" ]; then \
+		scripts/devservices.sh up; \
+		source $(DEVENV); \
+	fi; \
+	echo "go test $(TEST_FLAGS) ./..."; \
+	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: check
 check: deps ## gofmt, go vet, generated-code drift
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(find . -name '*.go' -not -name '*_templ.go' -not -path './node_modules/*' -not -path './.dev/*' -print0 | xargs -0 gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@before=$$(cat web/*_templ.go | sha256sum); $(GO) tool templ generate -path web >/dev/null; \
 	after=$$(cat web/*_templ.go | sha256sum); \

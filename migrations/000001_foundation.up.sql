@@ -19,7 +19,6 @@ CREATE TABLE sessions (
     user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     csrf_token   text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    last_seen_at timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
     remote_addr  text NOT NULL DEFAULT '',
     user_agent   text NOT NULL DEFAULT ''

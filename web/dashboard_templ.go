@@ -55,7 +55,7 @@ func DashboardPage(p Page, d DashboardData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = card("Users", d.Users, "users").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = card("Enabled users", d.Users, "users").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

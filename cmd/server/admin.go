@@ -77,6 +77,17 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		if err := m.Down(n); err != nil {
 			return err
 		}
+	case "force":
+		if len(args) != 2 {
+			return usageError{"migrate force needs the version N the schema now matches"}
+		}
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 0 {
+			return usageError{"migrate force needs a version N >= 0"}
+		}
+		if err := m.Force(n); err != nil {
+			return err
+		}
 	case "version":
 	default:
 		return usageError{fmt.Sprintf("unknown migrate command %q", args[0])}

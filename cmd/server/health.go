@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -40,7 +41,10 @@ func healthCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	res, err := http.DefaultClient.Do(req)
+	// The check asks this very process whether it is ready; the
+	// certificate is for the public name, not localhost.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}

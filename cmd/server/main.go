@@ -2,7 +2,7 @@
 // administrative commands.
 //
 //	slipway [serve] [--migrate=true|false]
-//	slipway migrate up | down [N|--all] | version
+//	slipway migrate up | down [N|--all] | version | force N
 //	slipway users create --name NAME --role ROLE    (password on stdin; none: token-only user)
 //	slipway tokens create --user NAME --name NAME [--expires-in 720h]
 //	slipway health [--url URL]
@@ -28,6 +28,8 @@ const usage = `usage:
   slipway migrate up                         apply pending migrations
   slipway migrate down N | --all             revert N migrations, or all of them
   slipway migrate version                    print the schema version
+  slipway migrate force N                    mark version N applied and clean, after a
+                                             failed migration was repaired by hand
   slipway users create --name NAME --role ROLE
                                              create a user; the password is read from stdin
                                              (empty stdin: a token-only user, e.g. for CI)

@@ -20,6 +20,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/database"
+	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/static"
 )
@@ -51,6 +52,24 @@ func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) 
 			return fmt.Errorf("database unreachable: %w", err)
 		}
 		log.Warn("waiting for the database", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// waitForStore opens the object store, giving it a minute to come up, as
+// the database gets. Errors other than unavailability (bad credentials, a
+// bad bucket name) fail at once.
+func waitForStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (blob.Store, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		store, err := openStore(ctx, cfg)
+		if err == nil || !errors.Is(err, errs.ErrUnavailable) || time.Now().After(deadline) || ctx.Err() != nil {
+			return store, err
+		}
+		log.Warn("waiting for the object store", "error", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(2 * time.Second):
@@ -107,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 
-	store, err := openStore(ctx, cfg)
+	store, err := waitForStore(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("object store: %w", err)
 	}

@@ -53,10 +53,16 @@ func (u User) auditView() map[string]any {
 
 var userNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
+// reservedUserNames are audit actors that are not users.
+var reservedUserNames = map[string]bool{audit.System.Name: true, "cli": true}
+
 // ValidateUserName checks the user name grammar.
 func ValidateUserName(name string) error {
 	if !userNamePattern.MatchString(name) {
 		return errs.Invalid("name", "must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lower-case letters, digits, '.', '_', '-')")
+	}
+	if reservedUserNames[name] {
+		return errs.Invalid("name", "%q is reserved: the audit log uses it for changes made by Slipway itself or its command line", name)
 	}
 	return nil
 }
@@ -197,6 +203,10 @@ func (s *Service) UpdateUser(ctx context.Context, name string, in UserUpdate) (U
 		}
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
+		}
+		if in.Password == nil && (in.Role == nil || *in.Role == before.Role) && (in.Disabled == nil || *in.Disabled == before.Disabled) {
+			after = before // nothing changes: nothing to write or audit
+			return nil
 		}
 		losesAdmin := before.Role == RoleAdmin && !before.Disabled &&
 			((in.Role != nil && *in.Role != RoleAdmin) || (in.Disabled != nil && *in.Disabled))

@@ -42,6 +42,10 @@ type Config struct {
 	BootstrapToken    string // SLIPWAY_BOOTSTRAP_TOKEN (or _FILE)
 	BootstrapPassword string // SLIPWAY_BOOTSTRAP_PASSWORD (or _FILE)
 
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For is believed (SLIPWAY_TRUSTED_PROXIES, CIDRs).
+	TrustedProxies []*net.IPNet
+
 	SessionTTL      time.Duration // SLIPWAY_SESSION_TTL
 	RequestTimeout  time.Duration // SLIPWAY_REQUEST_TIMEOUT
 	ShutdownTimeout time.Duration // SLIPWAY_SHUTDOWN_TIMEOUT
@@ -116,6 +120,17 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 			u.Path = ""
 			c.PublicURL = u
 		}
+	}
+	for _, s := range strings.Split(getenv("SLIPWAY_TRUSTED_PROXIES"), ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			r.fail("SLIPWAY_TRUSTED_PROXIES", "must be a comma-separated list of CIDRs such as 10.0.0.0/8, got %q", s)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		r.fail("SLIPWAY_TLS_CERT_FILE", "and SLIPWAY_TLS_KEY_FILE must be set together")
@@ -214,6 +229,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("public_url", public),
 		slog.Bool("tls", c.TLS()),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("database_url", RedactURL(c.DatabaseURL)),
 		slog.Int("db_max_conns", int(c.DBMaxConns)),
 		slog.String("db_statement_timeout", c.DBStatementTimeout.String()),

@@ -57,8 +57,16 @@ func (mg *Migrator) Close() error {
 	return errors.Join(srcErr, dbErr)
 }
 
-// Up applies every pending migration.
+// Up applies every pending migration. It refuses a database that a newer
+// Slipway migrated, or one left dirty by a failed migration.
 func (mg *Migrator) Up() error {
+	v, dirty, err := mg.Version()
+	if err != nil {
+		return fmt.Errorf("migrate up: %w", err)
+	}
+	if dirty || v > LatestVersion() {
+		return schemaProblem(v, dirty) // golang-migrate's own messages say less
+	}
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate up: %w", err)
 	}
@@ -75,6 +83,15 @@ func (mg *Migrator) Down(n int) error {
 	}
 	if err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate down: %w", err)
+	}
+	return nil
+}
+
+// Force records version v as applied and clean, without running anything:
+// the way out after a failed migration was repaired by hand.
+func (mg *Migrator) Force(v int) error {
+	if err := mg.m.Force(v); err != nil {
+		return fmt.Errorf("migrate force: %w", err)
 	}
 	return nil
 }
@@ -127,13 +144,17 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 	}
+	return schemaProblem(uint(v), dirty)
+}
+
+func schemaProblem(v uint, dirty bool) error {
 	latest := LatestVersion()
 	switch {
 	case dirty:
-		return fmt.Errorf("%w: version %d is dirty (a migration failed half-way); repair it, then run `slipway migrate up`", ErrSchemaMismatch, v)
-	case uint(v) > latest:
+		return fmt.Errorf("%w: version %d is dirty (a migration failed half-way); repair the schema by hand, then run `slipway migrate force N` with the version it now matches", ErrSchemaMismatch, v)
+	case v > latest:
 		return fmt.Errorf("%w: the database is at version %d, newer than this binary knows (%d); run a newer Slipway", ErrSchemaMismatch, v, latest)
-	case uint(v) < latest:
+	case v < latest:
 		return fmt.Errorf("%w: the database is at version %d, this binary needs %d; run `slipway migrate up` or start with migrations enabled", ErrSchemaMismatch, v, latest)
 	}
 	return nil

@@ -666,3 +666,35 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("readyz after: %d", res.Status)
 	}
 }
+
+func TestClientAddressFromTrustedProxiesOnly(t *testing.T) {
+	t.Parallel()
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	for _, tc := range []struct {
+		name    string
+		trusted []*net.IPNet
+		want    string
+	}{
+		{"direct peer by default", nil, "127.0.0.1"},
+		{"forwarded address behind a trusted proxy", []*net.IPNet{loopback}, "203.0.113.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(t *testing.T, s *envSetup) { s.cfg.TrustedProxies = tc.trusted })
+			admin := e.as(auth.RoleAdmin)
+			res := admin.Do(apitest.Request{Method: "POST", Path: "/api/v1/users", Body: map[string]any{"name": "proxied", "role": "viewer"},
+				Header: http.Header{"X-Forwarded-For": {"203.0.113.9"}}})
+			if res.Status != http.StatusCreated {
+				t.Fatalf("create: %d %s", res.Status, res.Body)
+			}
+			var page struct {
+				Items []struct {
+					RemoteAddr string `json:"remote_addr"`
+				}
+			}
+			admin.Get("/api/v1/audit?action=user.create&target_id=proxied").Decode(t, &page)
+			if len(page.Items) != 1 || page.Items[0].RemoteAddr != tc.want {
+				t.Errorf("remote_addr = %+v, want %s", page.Items, tc.want)
+			}
+		})
+	}
+}

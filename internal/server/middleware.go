@@ -119,8 +119,7 @@ func securityHeaders(tls bool) echo.MiddlewareFunc {
 
 // bodyLimit refuses bodies over max bytes: at once from Content-Length when
 // it is declared, and after max bytes when the body is chunked, without
-// reading the rest. Streaming endpoints (artifact uploads) opt out through
-// the skipper and set their own limits.
+// reading the rest. It applies to every route.
 func bodyLimit(max int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

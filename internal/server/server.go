@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -52,7 +53,7 @@ func New(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is only trusted behind a configured proxy; see docs/operations.md
+	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
 	cookie := web.SessionCookie{Secure: d.Config.TLS()}
 	s := &Server{
 		deps: d,
@@ -82,6 +83,20 @@ func New(d Deps) *Server {
 	)
 	s.routes()
 	return s
+}
+
+// ipExtractor takes the client address from the connection, or from
+// X-Forwarded-For when the connection comes from a trusted proxy. The
+// address goes into logs, sessions and audit records: a forged one must not.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Handler is the http.Handler to serve.

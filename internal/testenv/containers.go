@@ -47,7 +47,7 @@ func startMinioContainer() (S3, error) {
 	const user, pass = "slipway-test", "slipway-test-secret"
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
-			Image:        "minio/minio:latest",
+			Image:        "minio/minio:RELEASE.2025-04-22T22-12-26Z",
 			Cmd:          []string{"server", "/data"},
 			Env:          map[string]string{"MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": pass},
 			ExposedPorts: []string{"9000/tcp"},

@@ -26,6 +26,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/migrations"
@@ -252,7 +254,32 @@ func NewS3(t testing.TB) S3 {
 	}
 	s := s3Env
 	s.Bucket = "slipway-test-" + randomHex(8)
+	t.Cleanup(func() { removeBucket(t, s) })
 	return s
+}
+
+// removeBucket deletes a test's bucket and everything in it, if the test
+// created it.
+func removeBucket(t testing.TB, s S3) {
+	u, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Errorf("remove bucket %s: %v", s.Bucket, err)
+		return
+	}
+	c, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: u.Scheme == "https"})
+	if err != nil {
+		t.Errorf("remove bucket %s: %v", s.Bucket, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, err := c.BucketExists(ctx, s.Bucket); err != nil || !ok {
+		return
+	}
+	// ForceDelete (a MinIO extension) removes the objects too.
+	if err := c.RemoveBucketWithOptions(ctx, s.Bucket, minio.RemoveBucketOptions{ForceDelete: true}); err != nil {
+		t.Errorf("remove bucket %s: %v", s.Bucket, err)
+	}
 }
 
 func randomHex(n int) string {
