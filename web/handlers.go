@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -91,7 +92,11 @@ func (ui *UI) LoginForm(c echo.Context) error {
 	if _, ok := auth.IdentityFrom(c.Request().Context()); ok {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	return Render(c, http.StatusOK, LoginPage(ui.Page(c, "Sign in", ""), safeNext(c.QueryParam("next")), "", ""))
+	notice := ""
+	if c.QueryParam("changed") != "" {
+		notice = "Your password was changed. Sign in with the new one."
+	}
+	return Render(c, http.StatusOK, LoginPage(ui.Page(c, "Sign in", ""), safeNext(c.QueryParam("next")), "", "", notice))
 }
 
 // Login checks the credentials and starts a new session.
@@ -99,9 +104,14 @@ func (ui *UI) Login(c echo.Context) error {
 	ctx := c.Request().Context()
 	name, password, next := c.FormValue("name"), c.FormValue("password"), safeNext(c.FormValue("next"))
 	u, err := ui.Auth.Authenticate(ctx, name, password)
+	if errors.Is(err, errs.ErrTooManyRequests) {
+		ui.Logger.WarnContext(ctx, "sign-in throttled", "user", name, "remote_addr", c.RealIP())
+		return Render(c, http.StatusTooManyRequests, LoginPage(ui.Page(c, "Sign in", ""), next, name,
+			fmt.Sprintf("Too many failed sign-ins for this user. Try again in %d minutes.", int(auth.LoginFailureWindow.Minutes())), ""))
+	}
 	if errors.Is(err, errs.ErrUnauthenticated) {
 		ui.Logger.InfoContext(ctx, "sign-in failed", "user", name, "remote_addr", c.RealIP())
-		return Render(c, http.StatusUnauthorized, LoginPage(ui.Page(c, "Sign in", ""), next, name, "Wrong user name or password."))
+		return Render(c, http.StatusUnauthorized, LoginPage(ui.Page(c, "Sign in", ""), next, name, "Wrong user name or password.", ""))
 	}
 	if err != nil {
 		return err
@@ -112,7 +122,6 @@ func (ui *UI) Login(c echo.Context) error {
 			return err
 		}
 	}
-	ctx = audit.WithRequest(ctx, c.Response().Header().Get(echo.HeaderXRequestID), c.RealIP())
 	sess, err := ui.Auth.CreateSession(ctx, u, auth.SessionMeta{RemoteAddr: c.RealIP(), UserAgent: c.Request().UserAgent()})
 	if err != nil {
 		return err
@@ -159,30 +168,65 @@ func identity(ctx context.Context) auth.Identity {
 	return id
 }
 
-func (ui *UI) tokensData(c echo.Context) (TokensData, error) {
+// tokensData lists owner's tokens for the tokens section.
+func (ui *UI) tokensData(c echo.Context, owner auth.User, own bool) (TokensData, error) {
 	p, err := pagination.Parse(c.QueryParam("cursor"), "")
 	if err != nil {
 		return TokensData{}, err
 	}
+	tokens, next, err := ui.Auth.ListTokens(c.Request().Context(), owner.Name, p)
+	d := TokensData{Owner: owner, Own: own, Tokens: tokens, NextCursor: next, Now: time.Now(), BasePath: "/settings/tokens"}
+	if !own {
+		d.BasePath = "/admin/users/" + owner.Name + "/tokens"
+	}
+	return d, err
+}
+
+// tokenOwner is whose tokens a route is about: the signed-in user's under
+// /settings, the named user's under /admin/users/{name}.
+func (ui *UI) tokenOwner(c echo.Context) (auth.User, bool, error) {
 	ctx := c.Request().Context()
-	tokens, next, err := ui.Auth.ListTokens(ctx, identity(ctx).User.Name, p)
-	return TokensData{Tokens: tokens, NextCursor: next, Now: time.Now()}, err
+	if name := c.Param("name"); name != "" {
+		u, err := ui.Auth.GetUser(ctx, name)
+		return u, false, err
+	}
+	return identity(ctx).User, true, nil
+}
+
+// renderTokens answers the tokens section as a fragment for htmx, or the
+// whole page it lives on.
+func (ui *UI) renderTokens(c echo.Context, status int, d TokensData) error {
+	if IsHTMX(c) {
+		return Render(c, status, TokensSection(ui.Page(c, "API tokens", "settings"), d))
+	}
+	if d.Own {
+		return Render(c, status, TokensPage(ui.Page(c, "API tokens", "settings"), d))
+	}
+	return Render(c, status, UserPage(ui.Page(c, "User "+d.Owner.Name, "settings"), UserData{User: d.Owner, Tokens: d}))
 }
 
 // Tokens lists the user's API tokens.
 func (ui *UI) Tokens(c echo.Context) error {
-	d, err := ui.tokensData(c)
+	owner, own, err := ui.tokenOwner(c)
 	if err != nil {
 		return err
 	}
-	return Render(c, http.StatusOK, TokensPage(ui.Page(c, "API tokens", "settings"), d))
+	d, err := ui.tokensData(c, owner, own)
+	if err != nil {
+		return err
+	}
+	return ui.renderTokens(c, http.StatusOK, d)
 }
 
-// CreateToken issues a token to the signed-in user and shows it once.
+// CreateToken issues a token (to the signed-in user, or by an admin to the
+// named user) and shows it once.
 func (ui *UI) CreateToken(c echo.Context) error {
 	ctx := c.Request().Context()
-	in := auth.NewToken{UserName: identity(ctx).User.Name, Name: strings.TrimSpace(c.FormValue("name"))}
-	status := http.StatusOK
+	owner, own, err := ui.tokenOwner(c)
+	if err != nil {
+		return err
+	}
+	in := auth.NewToken{UserName: owner.Name, Name: strings.TrimSpace(c.FormValue("name"))}
 	var formErr error
 	days, err := strconv.Atoi(c.FormValue("expires_in_days"))
 	if err != nil || days < 0 || days > 5*365 {
@@ -195,46 +239,80 @@ func (ui *UI) CreateToken(c echo.Context) error {
 	if formErr == nil {
 		secret, _, formErr = ui.Auth.CreateToken(ctx, in)
 	}
-	if formErr != nil && !errors.Is(formErr, errs.ErrInvalid) && !errors.Is(formErr, errs.ErrConflict) {
+	if formErr != nil && !formError(formErr) {
 		return formErr
 	}
-	d, err := ui.tokensData(c)
+	d, err := ui.tokensData(c, owner, own)
 	if err != nil {
 		return err
 	}
+	status := http.StatusCreated
 	if formErr != nil {
 		d.Error = formErr.Error()
 		status = http.StatusBadRequest
 	} else {
 		d.NewSecret, d.NewName = secret, in.Name
-		status = http.StatusCreated
 	}
 	// The page is answered directly (no redirect): the secret must not
 	// travel in a URL, and it is shown this once.
-	if IsHTMX(c) {
-		return Render(c, status, TokensSection(ui.Page(c, "API tokens", "settings"), d))
-	}
-	return Render(c, status, TokensPage(ui.Page(c, "API tokens", "settings"), d))
+	return ui.renderTokens(c, status, d)
 }
 
-// RevokeToken revokes one of the user's tokens.
+// RevokeToken revokes a token of the signed-in user, or (admins) of the
+// named user.
 func (ui *UI) RevokeToken(c echo.Context) error {
 	ctx := c.Request().Context()
+	owner, own, err := ui.tokenOwner(c)
+	if err != nil {
+		return err
+	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		return errs.Invalid("id", "must be a token id")
 	}
-	if _, err := ui.Auth.RevokeToken(ctx, identity(ctx).User, id); err != nil {
-		return err
-	}
-	if !IsHTMX(c) {
-		return c.Redirect(http.StatusSeeOther, "/settings/tokens")
-	}
-	d, err := ui.tokensData(c)
+	// The page is about one user's tokens: an id of someone else's is not
+	// on it, even for an admin (who revokes those on their owner's page).
+	t, err := ui.Auth.GetToken(ctx, id)
 	if err != nil {
 		return err
 	}
-	return Render(c, http.StatusOK, TokensSection(ui.Page(c, "API tokens", "settings"), d))
+	if t.UserName != owner.Name {
+		return fmt.Errorf("token %d of user %q: %w", id, owner.Name, errs.ErrNotFound)
+	}
+	if _, err := ui.Auth.RevokeToken(ctx, identity(ctx).User, id); err != nil {
+		return err
+	}
+	d, err := ui.tokensData(c, owner, own)
+	if err != nil {
+		return err
+	}
+	if !IsHTMX(c) {
+		if own {
+			return c.Redirect(http.StatusSeeOther, "/settings/tokens")
+		}
+		return c.Redirect(http.StatusSeeOther, "/admin/users/"+owner.Name)
+	}
+	return ui.renderTokens(c, http.StatusOK, d)
+}
+
+// Password shows the form to change one's password.
+func (ui *UI) Password(c echo.Context) error {
+	return Render(c, http.StatusOK, PasswordPage(ui.Page(c, "Password", "settings"), ""))
+}
+
+// ChangePassword replaces the signed-in user's password and signs them out
+// everywhere.
+func (ui *UI) ChangePassword(c echo.Context) error {
+	ctx := c.Request().Context()
+	err := ui.Auth.ChangePassword(ctx, identity(ctx).User.Name, c.FormValue("current_password"), c.FormValue("new_password"))
+	if formError(err) {
+		return Render(c, http.StatusBadRequest, PasswordPage(ui.Page(c, "Password", "settings"), err.Error()))
+	}
+	if err != nil {
+		return err
+	}
+	c.SetCookie(ui.Cookie.make("", time.Time{}))
+	return c.Redirect(http.StatusSeeOther, "/login?changed=1")
 }
 
 func (ui *UI) usersData(c echo.Context) (UsersData, error) {
@@ -285,6 +363,51 @@ func (ui *UI) CreateUser(c echo.Context) error {
 	return ui.renderUsers(c, http.StatusCreated, nil, "User "+u.Name+" created with role "+string(u.Role)+".")
 }
 
+// userData gathers one user's admin page.
+func (ui *UI) userData(c echo.Context, name string) (UserData, error) {
+	u, err := ui.Auth.GetUser(c.Request().Context(), name)
+	if err != nil {
+		return UserData{}, err
+	}
+	tokens, err := ui.tokensData(c, u, false)
+	return UserData{User: u, Tokens: tokens}, err
+}
+
+// renderUser answers the user section for htmx, or the whole user page.
+func (ui *UI) renderUser(c echo.Context, status int, name string, formErr error, notice string) error {
+	d, err := ui.userData(c, name)
+	if err != nil {
+		return err
+	}
+	if formErr != nil {
+		d.Error = formErr.Error()
+	}
+	d.Notice = notice
+	p := ui.Page(c, "User "+name, "settings")
+	if IsHTMX(c) {
+		return Render(c, status, UserSection(p, d))
+	}
+	return Render(c, status, UserPage(p, d))
+}
+
+// User shows one user with their tokens (admins).
+func (ui *UI) User(c echo.Context) error {
+	return ui.renderUser(c, http.StatusOK, c.Param("name"), nil, "")
+}
+
+// SetUserPassword sets a user's password (admins); their sessions end.
+func (ui *UI) SetUserPassword(c echo.Context) error {
+	pw := c.FormValue("password")
+	_, err := ui.Auth.UpdateUser(c.Request().Context(), c.Param("name"), auth.UserUpdate{Password: &pw})
+	if formError(err) {
+		return ui.renderUser(c, http.StatusBadRequest, c.Param("name"), err, "")
+	}
+	if err != nil {
+		return err
+	}
+	return ui.renderUser(c, http.StatusOK, c.Param("name"), nil, "Password set; the user's sessions have ended.")
+}
+
 // UpdateUser changes a user's role or enabled state (admins).
 func (ui *UI) UpdateUser(c echo.Context) error {
 	var in auth.UserUpdate
@@ -299,18 +422,26 @@ func (ui *UI) UpdateUser(c echo.Context) error {
 		}
 		in.Disabled = &b
 	}
+	onUserPage := hxTarget(c) == "user-section"
 	u, err := ui.Auth.UpdateUser(c.Request().Context(), c.Param("name"), in)
-	if err != nil {
-		if formError(err) {
-			return ui.renderUsers(c, http.StatusBadRequest, err, "")
+	if formError(err) {
+		if onUserPage {
+			return ui.renderUser(c, http.StatusBadRequest, c.Param("name"), err, "")
 		}
+		return ui.renderUsers(c, http.StatusBadRequest, err, "")
+	}
+	if err != nil {
 		return err
 	}
 	state := "enabled"
 	if u.Disabled {
 		state = "disabled"
 	}
-	return ui.renderUsers(c, http.StatusOK, nil, "User "+u.Name+" is now "+string(u.Role)+", "+state+".")
+	notice := "User " + u.Name + " is now " + string(u.Role) + ", " + state + "."
+	if onUserPage {
+		return ui.renderUser(c, http.StatusOK, u.Name, nil, notice)
+	}
+	return ui.renderUsers(c, http.StatusOK, nil, notice)
 }
 
 // Audit shows the audit log (admins) with filters; htmx asks for the rows

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/testenv"
 )
 
@@ -222,7 +223,8 @@ func TestAdminCommands(t *testing.T) {
 		code := run(context.Background(), args, env, strings.NewReader(stdin), &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
-	if code, out, _ := cmd("", "migrate", "version"); code != 0 || !strings.Contains(out, "schema version 1") {
+	latest := fmt.Sprintf("schema version %d ", database.LatestVersion())
+	if code, out, _ := cmd("", "migrate", "version"); code != 0 || !strings.Contains(out, latest) {
 		t.Errorf("migrate version: %d %q", code, out)
 	}
 	if code, out, errOut := cmd("a-long-enough-password\n", "users", "create", "--name", "carol", "--role", "reviewer"); code != 0 || !strings.Contains(out, "created user carol") {
@@ -264,7 +266,7 @@ func TestAdminCommands(t *testing.T) {
 	if code, out, _ := cmd("", "migrate", "down", "--all"); code != 0 || !strings.Contains(out, "schema version 0") {
 		t.Errorf("migrate down --all: %d %q", code, out)
 	}
-	if code, out, _ := cmd("", "migrate", "up"); code != 0 || !strings.Contains(out, fmt.Sprintf("schema version %d", 1)) {
+	if code, out, _ := cmd("", "migrate", "up"); code != 0 || !strings.Contains(out, latest) {
 		t.Errorf("migrate up: %d %q", code, out)
 	}
 	// A failed migration leaves the schema dirty: serve and up refuse it,
@@ -275,8 +277,8 @@ func TestAdminCommands(t *testing.T) {
 	if code, _, errOut := cmd("", "migrate", "up"); code != 1 || !strings.Contains(errOut, "dirty") || !strings.Contains(errOut, "migrate force") {
 		t.Errorf("migrate up on a dirty schema: %d %q", code, errOut)
 	}
-	if code, out, _ := cmd("", "migrate", "force", "1"); code != 0 || !strings.Contains(out, "schema version 1") || strings.Contains(out, "dirty") {
-		t.Errorf("migrate force 1: %d %q", code, out)
+	if code, out, _ := cmd("", "migrate", "force", fmt.Sprint(database.LatestVersion())); code != 0 || !strings.Contains(out, latest) || strings.Contains(out, "dirty") {
+		t.Errorf("migrate force: %d %q", code, out)
 	}
 	if code, _, _ := cmd("", "frobnicate"); code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", code)

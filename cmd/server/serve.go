@@ -209,7 +209,7 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// reapSessions deletes expired sessions hourly. Several replicas doing it
+// reapSessions deletes expired sessions and old sign-in failures hourly. Several replicas doing it
 // at once is harmless.
 func reapSessions(ctx context.Context, a *auth.Service, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
@@ -223,6 +223,9 @@ func reapSessions(ctx context.Context, a *auth.Service, log *slog.Logger) {
 				log.Warn("deleting expired sessions", "error", err)
 			} else if n > 0 {
 				log.Info("deleted expired sessions", "count", strconv.FormatInt(n, 10))
+			}
+			if _, err := a.DeleteOldLoginFailures(ctx); err != nil {
+				log.Warn("deleting old login failures", "error", err)
 			}
 		}
 	}

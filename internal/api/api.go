@@ -200,3 +200,54 @@ func (a *API) ListAudit(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, list(events, next))
 }
+
+// ListUserTokens lists the tokens of a user (admin).
+func (a *API) ListUserTokens(c echo.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := a.Auth.GetUser(ctx, c.Param("name"))
+	if err != nil {
+		return err
+	}
+	tokens, next, err := a.Auth.ListTokens(ctx, u.Name, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list(tokens, next))
+}
+
+// CreateUserToken issues a token to a user (admin): how a CI identity gets
+// its first token without the command line.
+func (a *API) CreateUserToken(c echo.Context) error {
+	var in createTokenRequest
+	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
+		return err
+	}
+	secret, t, err := a.Auth.CreateToken(c.Request().Context(), auth.NewToken{UserName: c.Param("name"), Name: in.Name, ExpiresAt: in.ExpiresAt})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, createdToken{Token: t, Secret: secret})
+}
+
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// ChangePassword replaces the caller's password; their browser sessions end.
+func (a *API) ChangePassword(c echo.Context) error {
+	var in changePasswordRequest
+	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := a.Auth.ChangePassword(ctx, identity(ctx).User.Name, in.CurrentPassword, in.NewPassword); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

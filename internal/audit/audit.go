@@ -55,6 +55,15 @@ func WithRequest(ctx context.Context, requestID, remoteAddr string) context.Cont
 	return context.WithValue(ctx, requestKey, request{requestID, remoteAddr})
 }
 
+// Request is the request metadata of a context.
+type Request struct{ ID, RemoteAddr string }
+
+// RequestFrom returns the request metadata of ctx (empty outside requests).
+func RequestFrom(ctx context.Context) Request {
+	r, _ := ctx.Value(requestKey).(request)
+	return Request{ID: r.id, RemoteAddr: r.remoteAddr}
+}
+
 // Entry is one audited change. Before and After are marshalled to JSON; nil
 // means "did not exist" (creation, deletion). Never put secrets in them.
 type Entry struct {

@@ -244,10 +244,54 @@ func (s *Service) UpdateUser(ctx context.Context, name string, in UserUpdate) (U
 	return after, err
 }
 
+// Sign-in throttling: after MaxLoginFailures failed attempts for one user
+// name within LoginFailureWindow, Authenticate refuses that name until the
+// window has passed. Per name rather than per address: guessing one
+// account's password from many addresses is the attack that matters.
+const (
+	MaxLoginFailures   = 10
+	LoginFailureWindow = 15 * time.Minute
+)
+
 // Authenticate checks a name and password. Every failure, whatever the
 // cause (unknown user, wrong password, disabled, no password), is the same
-// ErrUnauthenticated, and takes the same time.
+// ErrUnauthenticated, and takes the same time; too many recent failures for
+// the name are ErrTooManyRequests.
 func (s *Service) Authenticate(ctx context.Context, name, password string) (User, error) {
+	var recent int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM login_failures WHERE user_name = $1 AND at > now() - $2::interval`,
+		name, LoginFailureWindow.String()).Scan(&recent)
+	if err != nil {
+		return User{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if recent >= MaxLoginFailures {
+		return User{}, fmt.Errorf("too many failed sign-ins for %q; try again in %v: %w", name, LoginFailureWindow, errs.ErrTooManyRequests)
+	}
+	u, err := s.checkPassword(ctx, name, password)
+	switch {
+	case errors.Is(err, errs.ErrUnauthenticated):
+		req := audit.RequestFrom(ctx)
+		if _, ierr := s.db.Exec(ctx, `INSERT INTO login_failures (user_name, remote_addr) VALUES ($1, $2)`, name, req.RemoteAddr); ierr != nil {
+			return User{}, fmt.Errorf("authenticate: %w", ierr)
+		}
+	case err == nil && recent > 0:
+		if _, err := s.db.Exec(ctx, `DELETE FROM login_failures WHERE user_name = $1`, name); err != nil {
+			return User{}, fmt.Errorf("authenticate: %w", err)
+		}
+	}
+	return u, err
+}
+
+// DeleteOldLoginFailures forgets failures older than the window.
+func (s *Service) DeleteOldLoginFailures(ctx context.Context) (int64, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM login_failures WHERE at <= now() - $1::interval`, LoginFailureWindow.String())
+	if err != nil {
+		return 0, fmt.Errorf("delete old login failures: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (s *Service) checkPassword(ctx context.Context, name, password string) (User, error) {
 	fail := fmt.Errorf("wrong user name or password: %w", errs.ErrUnauthenticated)
 	if len(password) > maxPasswordLen {
 		return User{}, fail
@@ -299,4 +343,30 @@ func (s *Service) Count(ctx context.Context) (Counts, error) {
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// ChangePassword lets a user replace their own password, proving they know
+// the current one. It ends all their sessions. A token-only user cannot
+// give themselves a password: that is an admin's decision.
+func (s *Service) ChangePassword(ctx context.Context, name, current, next string) error {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !u.HasPassword {
+		return fmt.Errorf("user %q signs in with tokens only; an admin can set a password: %w", name, errs.ErrConflict)
+	}
+	if _, err := s.Authenticate(ctx, name, current); errors.Is(err, errs.ErrUnauthenticated) {
+		return errs.Invalid("current_password", "is not your current password")
+	} else if err != nil {
+		return err
+	}
+	if current == next {
+		return errs.Invalid("new_password", "must differ from the current password")
+	}
+	if err := ValidatePassword(next); err != nil {
+		return errs.Invalid("new_password", "%s", err.(*errs.FieldError).Rule)
+	}
+	_, err = s.UpdateUser(ctx, name, UserUpdate{Password: &next})
+	return err
 }

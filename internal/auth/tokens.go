@@ -149,6 +149,18 @@ func (s *Service) ListTokens(ctx context.Context, userName string, p pagination.
 	return tokens, next, nil
 }
 
+// GetToken returns token id.
+func (s *Service) GetToken(ctx context.Context, id int64) (Token, error) {
+	t, err := scanToken(s.db.QueryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Token{}, fmt.Errorf("token %d: %w", id, errs.ErrNotFound)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("get token: %w", err)
+	}
+	return t, nil
+}
+
 // RevokeToken revokes token id. A user revokes their own tokens; an admin
 // may revoke anyone's (asAdmin). Revoking twice is not an error.
 func (s *Service) RevokeToken(ctx context.Context, actor User, id int64) (Token, error) {

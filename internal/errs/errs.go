@@ -22,6 +22,7 @@ var (
 	ErrTooLarge           = errors.New("too large")
 	ErrUnsupportedMedia   = errors.New("unsupported media type")
 	ErrUnprocessable      = errors.New("unprocessable")
+	ErrTooManyRequests    = errors.New("too many requests")
 	ErrUnavailable        = errors.New("dependency unavailable")
 )
 

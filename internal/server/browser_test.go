@@ -209,7 +209,19 @@ func TestBrowserJourneyAdmin(t *testing.T) {
 	if err != nil || u.Role != auth.RoleReviewer {
 		t.Errorf("user made in the browser: %+v %v", u, err)
 	}
-	// The audit log shows it; filter through htmx.
+	// Her page: the admin issues her a token.
+	do("issue a token on the user page",
+		chromedp.Click(css(`[data-testid=user-link-nina]`)),
+		chromedp.WaitVisible(css(`[data-testid=user-title]`)),
+		chromedp.SendKeys(css(`[data-testid=token-name]`), "for-nina"),
+		chromedp.Click(css(`[data-testid=token-create]`)),
+		chromedp.WaitVisible(css(`[data-testid=token-secret]`)),
+	)
+	id, err := e.auth.LookupToken(context.Background(), text(t, ctx, `[data-testid=token-secret]`))
+	if err != nil || id.User.Name != "nina" {
+		t.Errorf("the token issued on nina's page acts as %q (%v)", id.User.Name, err)
+	}
+	// The audit log shows her creation; filter through htmx.
 	do("filter the audit log",
 		chromedp.Navigate(e.url+"/audit"),
 		chromedp.WaitVisible(css(`[data-testid=audit-filter]`)),

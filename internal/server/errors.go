@@ -46,6 +46,7 @@ var kinds = []struct {
 	{errs.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errs.ErrUnsupportedMedia, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{errs.ErrUnprocessable, http.StatusUnprocessableEntity, "unprocessable"},
+	{errs.ErrTooManyRequests, http.StatusTooManyRequests, "too_many_requests"},
 	{errs.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 }
 

@@ -38,6 +38,9 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/users", auth.RoleAdmin, s.api.CreateUser)
 	add("GET", "/api/v1/users/:name", auth.RoleAdmin, s.api.GetUser)
 	add("PATCH", "/api/v1/users/:name", auth.RoleAdmin, s.api.UpdateUser)
+	add("GET", "/api/v1/users/:name/tokens", auth.RoleAdmin, s.api.ListUserTokens)
+	add("POST", "/api/v1/users/:name/tokens", auth.RoleAdmin, s.api.CreateUserToken)
+	add("PUT", "/api/v1/me/password", auth.RoleViewer, s.api.ChangePassword)
 	add("GET", "/api/v1/audit", auth.RoleAdmin, s.api.ListAudit)
 
 	// Browser UI.
@@ -48,8 +51,14 @@ func (s *Server) routes() {
 	add("GET", "/settings/tokens", auth.RoleViewer, s.ui.Tokens)
 	add("POST", "/settings/tokens", auth.RoleViewer, s.ui.CreateToken)
 	add("POST", "/settings/tokens/:id/revoke", auth.RoleViewer, s.ui.RevokeToken)
+	add("GET", "/settings/password", auth.RoleViewer, s.ui.Password)
+	add("POST", "/settings/password", auth.RoleViewer, s.ui.ChangePassword)
 	add("GET", "/admin/users", auth.RoleAdmin, s.ui.Users)
 	add("POST", "/admin/users", auth.RoleAdmin, s.ui.CreateUser)
+	add("GET", "/admin/users/:name", auth.RoleAdmin, s.ui.User)
 	add("POST", "/admin/users/:name", auth.RoleAdmin, s.ui.UpdateUser)
+	add("POST", "/admin/users/:name/password", auth.RoleAdmin, s.ui.SetUserPassword)
+	add("POST", "/admin/users/:name/tokens", auth.RoleAdmin, s.ui.CreateToken)
+	add("POST", "/admin/users/:name/tokens/:id/revoke", auth.RoleAdmin, s.ui.RevokeToken)
 	add("GET", "/audit", auth.RoleAdmin, s.ui.Audit)
 }
