@@ -48,8 +48,13 @@ run: build services ## start Slipway on :8080 with local PostgreSQL and MinIO
 .PHONY: test
 test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST_* services)
 	@if [ -z "$${SLIPWAY_TEST_DATABASE_URL:-}" ] || [ -z "$${SLIPWAY_TEST_S3_ENDPOINT:-}" ]; then \
-		scripts/devservices.sh up; \
-		source $(DEVENV); \
+		if scripts/devservices.sh up; then \
+			source $(DEVENV); \
+		elif docker info >/dev/null 2>&1; then \
+			echo "local services unavailable: the tests start containers (testcontainers)"; \
+		else \
+			exit 1; \
+		fi; \
 	fi; \
 	echo "go test $(TEST_FLAGS) ./..."; \
 	$(GO) test $(TEST_FLAGS) ./...

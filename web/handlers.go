@@ -105,12 +105,12 @@ func (ui *UI) Login(c echo.Context) error {
 	name, password, next := c.FormValue("name"), c.FormValue("password"), safeNext(c.FormValue("next"))
 	u, err := ui.Auth.Authenticate(ctx, name, password)
 	if errors.Is(err, errs.ErrTooManyRequests) {
-		ui.Logger.WarnContext(ctx, "sign-in throttled", "user", name, "remote_addr", c.RealIP())
+		ui.Logger.WarnContext(ctx, "sign-in throttled", "user", truncate(name, 64), "remote_addr", c.RealIP())
 		return Render(c, http.StatusTooManyRequests, LoginPage(ui.Page(c, "Sign in", ""), next, name,
 			fmt.Sprintf("Too many failed sign-ins for this user. Try again in %d minutes.", int(auth.LoginFailureWindow.Minutes())), ""))
 	}
 	if errors.Is(err, errs.ErrUnauthenticated) {
-		ui.Logger.InfoContext(ctx, "sign-in failed", "user", name, "remote_addr", c.RealIP())
+		ui.Logger.InfoContext(ctx, "sign-in failed", "user", truncate(name, 64), "remote_addr", c.RealIP())
 		return Render(c, http.StatusUnauthorized, LoginPage(ui.Page(c, "Sign in", ""), next, name, "Wrong user name or password.", ""))
 	}
 	if err != nil {
@@ -307,6 +307,10 @@ func (ui *UI) ChangePassword(c echo.Context) error {
 	err := ui.Auth.ChangePassword(ctx, identity(ctx).User.Name, c.FormValue("current_password"), c.FormValue("new_password"))
 	if formError(err) {
 		return Render(c, http.StatusBadRequest, PasswordPage(ui.Page(c, "Password", "settings"), err.Error()))
+	}
+	if errors.Is(err, errs.ErrTooManyRequests) {
+		return Render(c, http.StatusTooManyRequests, PasswordPage(ui.Page(c, "Password", "settings"),
+			fmt.Sprintf("Too many wrong passwords. Try again in %d minutes.", int(auth.LoginFailureWindow.Minutes()))))
 	}
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func toolsDatabase(ctx context.Context, getenv func(string) string, checkSchema 
 
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"migrate needs up, down or version"}
+		return usageError{"migrate needs up, down, version or force"}
 	}
 	pool, err := toolsDatabase(ctx, getenv, false)
 	if err != nil {
@@ -82,8 +82,8 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 			return usageError{"migrate force needs the version N the schema now matches"}
 		}
 		n, err := strconv.Atoi(args[1])
-		if err != nil || n < 0 {
-			return usageError{"migrate force needs a version N >= 0"}
+		if err != nil || n < 0 || n > int(database.LatestVersion()) {
+			return usageError{fmt.Sprintf("migrate force needs a version N between 0 and %d", database.LatestVersion())}
 		}
 		if err := m.Force(n); err != nil {
 			return err

@@ -20,7 +20,8 @@ func healthCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	if *target == "" {
+	local := *target == ""
+	if local {
 		addr := getenv("SLIPWAY_ADDR")
 		if addr == "" {
 			addr = ":8080"
@@ -41,9 +42,12 @@ func healthCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	// The check asks this very process whether it is ready; the
-	// certificate is for the public name, not localhost.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	client := http.DefaultClient
+	if local {
+		// The check asks this very process whether it is ready; the
+		// certificate is for the public name, not localhost.
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return err

@@ -266,6 +266,12 @@ func TestAdminCommands(t *testing.T) {
 	if code, out, _ := cmd("", "migrate", "down", "--all"); code != 0 || !strings.Contains(out, "schema version 0") {
 		t.Errorf("migrate down --all: %d %q", code, out)
 	}
+	if code, out, _ := cmd("", "migrate", "force", "0"); code != 0 || !strings.Contains(out, "schema version 0 ") {
+		t.Errorf("migrate force 0: %d %q", code, out)
+	}
+	if code, _, _ := cmd("", "migrate", "force", "99"); code != 2 {
+		t.Errorf("migrate force beyond the latest version: exit %d, want 2", code)
+	}
 	if code, out, _ := cmd("", "migrate", "up"); code != 0 || !strings.Contains(out, latest) {
 		t.Errorf("migrate up: %d %q", code, out)
 	}

@@ -269,7 +269,9 @@ func (s *Service) Authenticate(ctx context.Context, name, password string) (User
 	}
 	u, err := s.checkPassword(ctx, name, password)
 	switch {
-	case errors.Is(err, errs.ErrUnauthenticated):
+	case errors.Is(err, errs.ErrUnauthenticated) && ValidateUserName(name) == nil:
+		// Only names a user could have are counted: the table does not
+		// fill with whatever a client sends as a name.
 		req := audit.RequestFrom(ctx)
 		if _, ierr := s.db.Exec(ctx, `INSERT INTO login_failures (user_name, remote_addr) VALUES ($1, $2)`, name, req.RemoteAddr); ierr != nil {
 			return User{}, fmt.Errorf("authenticate: %w", ierr)

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/slipway-ml/slipway/internal/auth"
@@ -53,5 +54,29 @@ func TestSignInThrottledPerUserName(t *testing.T) {
 	db.Pool.Exec(ctx, `UPDATE login_failures SET at = at - interval '1 hour'`)
 	if n, err := svc.DeleteOldLoginFailures(ctx); err != nil || n != 1 {
 		t.Errorf("DeleteOldLoginFailures = %d, %v; want 1", n, err)
+	}
+}
+
+// Names no user could have are not recorded: a client cannot fill the
+// table with whatever it sends.
+func TestSignInFailuresOfImpossibleNamesNotRecorded(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	svc := auth.NewService(db.Pool, auth.Config{})
+	ctx := context.Background()
+	for _, name := range []string{strings.Repeat("x", 10000), "Not A Name", "possible-name"} {
+		if _, err := svc.Authenticate(ctx, name, "guess"); !errors.Is(err, errs.ErrUnauthenticated) {
+			t.Fatalf("%.20q: %v", name, err)
+		}
+	}
+	var names []string
+	rows, _ := db.Pool.Query(ctx, `SELECT user_name FROM login_failures`)
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		names = append(names, n)
+	}
+	if len(names) != 1 || names[0] != "possible-name" {
+		t.Errorf("recorded failures for %q, want only possible-name", names)
 	}
 }

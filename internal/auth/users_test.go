@@ -112,6 +112,8 @@ func TestCreateUserInvalid(t *testing.T) {
 		{"no role", auth.NewUser{Name: "bob"}, []string{"role"}},
 		{"short password", auth.NewUser{Name: "bob", Role: auth.RoleViewer, Password: "short"}, []string{"password"}},
 		{"everything wrong", auth.NewUser{Name: "-", Role: "god", Password: "x"}, []string{"name", "role", "password"}},
+		{"reserved: system", auth.NewUser{Name: "system", Role: auth.RoleViewer}, []string{"name"}},
+		{"reserved: cli", auth.NewUser{Name: "cli", Role: auth.RoleViewer}, []string{"name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -505,5 +507,24 @@ func TestCount(t *testing.T) {
 	want := auth.Counts{Users: 2, ActiveTokens: 3, Sessions: 2}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Count (-want +got):\n%s", diff)
+	}
+}
+
+// A change that changes nothing writes nothing: no audit row, no new
+// updated_at.
+func TestUpdateUserNoChange(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	before := createUser(t, svc, "steady", auth.RoleReviewer, "")
+	rows := count(t, pool, `SELECT count(*) FROM audit_log`)
+	after, err := svc.UpdateUser(context.Background(), "steady", auth.UserUpdate{Role: ptr(auth.RoleReviewer), Disabled: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("user changed (-before +after):\n%s", diff)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM audit_log`); n != rows {
+		t.Errorf("audit rows %d → %d after a change that changes nothing", rows, n)
 	}
 }

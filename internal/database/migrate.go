@@ -90,6 +90,9 @@ func (mg *Migrator) Down(n int) error {
 // Force records version v as applied and clean, without running anything:
 // the way out after a failed migration was repaired by hand.
 func (mg *Migrator) Force(v int) error {
+	if v == 0 {
+		v = -1 // golang-migrate's "no migration applied"
+	}
 	if err := mg.m.Force(v); err != nil {
 		return fmt.Errorf("migrate force: %w", err)
 	}
