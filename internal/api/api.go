@@ -57,12 +57,15 @@ func (a *API) Me(c echo.Context) error {
 
 // ListTokens lists the caller's tokens.
 func (a *API) ListTokens(c echo.Context) error {
+	return a.listTokens(c, identity(c.Request().Context()).User.Name)
+}
+
+func (a *API) listTokens(c echo.Context, user string) error {
 	p, err := page(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	tokens, next, err := a.Auth.ListTokens(ctx, identity(ctx).User.Name, p)
+	tokens, next, err := a.Auth.ListTokens(c.Request().Context(), user, p)
 	if err != nil {
 		return err
 	}
@@ -82,12 +85,17 @@ type createdToken struct {
 
 // CreateToken issues a token to the caller.
 func (a *API) CreateToken(c echo.Context) error {
+	return a.issueToken(c, identity(c.Request().Context()).User.Name)
+}
+
+// issueToken creates a token for user from the request body and answers it
+// with its secret, which no cache may keep.
+func (a *API) issueToken(c echo.Context, user string) error {
 	var in createTokenRequest
 	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	secret, t, err := a.Auth.CreateToken(ctx, auth.NewToken{UserName: identity(ctx).User.Name, Name: in.Name, ExpiresAt: in.ExpiresAt})
+	secret, t, err := a.Auth.CreateToken(c.Request().Context(), auth.NewToken{UserName: user, Name: in.Name, ExpiresAt: in.ExpiresAt})
 	if err != nil {
 		return err
 	}
@@ -203,35 +211,17 @@ func (a *API) ListAudit(c echo.Context) error {
 
 // ListUserTokens lists the tokens of a user (admin).
 func (a *API) ListUserTokens(c echo.Context) error {
-	p, err := page(c)
+	u, err := a.Auth.GetUser(c.Request().Context(), c.Param("name"))
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	u, err := a.Auth.GetUser(ctx, c.Param("name"))
-	if err != nil {
-		return err
-	}
-	tokens, next, err := a.Auth.ListTokens(ctx, u.Name, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, list(tokens, next))
+	return a.listTokens(c, u.Name)
 }
 
 // CreateUserToken issues a token to a user (admin): how a CI identity gets
 // its first token without the command line.
 func (a *API) CreateUserToken(c echo.Context) error {
-	var in createTokenRequest
-	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
-		return err
-	}
-	secret, t, err := a.Auth.CreateToken(c.Request().Context(), auth.NewToken{UserName: c.Param("name"), Name: in.Name, ExpiresAt: in.ExpiresAt})
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusCreated, createdToken{Token: t, Secret: secret})
+	return a.issueToken(c, c.Param("name"))
 }
 
 type changePasswordRequest struct {
