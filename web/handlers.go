@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 )
 
@@ -49,6 +50,7 @@ func (c SessionCookie) make(value string, expires time.Time) *http.Cookie {
 type UI struct {
 	Auth     *auth.Service
 	AuditLog *audit.Log
+	Registry *registry.Service
 	Assets   *static.Assets
 	Cookie   SessionCookie
 	Logger   *slog.Logger
@@ -156,7 +158,11 @@ func (ui *UI) Dashboard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := DashboardData{Users: counts.Users, ActiveTokens: counts.ActiveTokens, Sessions: counts.Sessions, AuditEvents24h: events}
+	models, err := ui.Registry.CountModels(ctx)
+	if err != nil {
+		return err
+	}
+	d := DashboardData{Models: models, Users: counts.Users, ActiveTokens: counts.ActiveTokens, Sessions: counts.Sessions, AuditEvents24h: events}
 	return Render(c, http.StatusOK, DashboardPage(ui.Page(c, "Dashboard", "dashboard"), d))
 }
 
@@ -472,4 +478,76 @@ func (ui *UI) Audit(c echo.Context) error {
 		return Render(c, http.StatusOK, AuditMore(d))
 	}
 	return Render(c, http.StatusOK, AuditPage(ui.Page(c, "Audit log", "audit"), d))
+}
+
+// Models lists models with a name-prefix search and a tag filter; htmx
+// swaps the list only.
+func (ui *UI) Models(c echo.Context) error {
+	p, err := pagination.Parse(c.QueryParam("cursor"), "")
+	if err != nil {
+		return err
+	}
+	d := ModelsData{Query: c.QueryParam("q"), Tag: c.QueryParam("tag"), Archived: c.QueryParam("archived") == "true"}
+	d.Models, d.NextCursor, err = ui.Registry.ListModels(c.Request().Context(), registry.ModelFilter{Prefix: d.Query, Tag: d.Tag, Archived: d.Archived}, p)
+	if err != nil {
+		return err
+	}
+	return Render(c, http.StatusOK, ModelsPage(ui.Page(c, "Models", "models"), d))
+}
+
+func (ui *UI) modelData(c echo.Context, name string) (ModelData, error) {
+	m, err := ui.Registry.GetModel(c.Request().Context(), name)
+	return ModelData{Model: m, CanEdit: identity(c.Request().Context()).User.Role.Allows(auth.RoleContributor)}, err
+}
+
+// Model shows one model.
+func (ui *UI) Model(c echo.Context) error {
+	d, err := ui.modelData(c, c.Param("model"))
+	if err != nil {
+		return err
+	}
+	return Render(c, http.StatusOK, ModelPage(ui.Page(c, d.Model.Name, "models"), d))
+}
+
+// UpdateModel saves the edit form. The form carries the revision it was
+// drawn from: a change by someone else meanwhile is refused (412) and the
+// page shows the model as it is now.
+func (ui *UI) UpdateModel(c echo.Context) error {
+	name := c.Param("model")
+	rev, err := strconv.ParseInt(c.FormValue("revision"), 10, 64)
+	if err != nil {
+		return errs.Invalid("revision", "must be the revision the form was drawn from")
+	}
+	description, owner := c.FormValue("description"), c.FormValue("owner")
+	archived := c.FormValue("archived") == "true"
+	in := registry.ModelUpdate{Description: &description, Owner: &owner, Archived: &archived}
+	tags, formErr := parseTagLines(c.FormValue("tags"))
+	if formErr == nil {
+		t := registry.Tags(tags)
+		in.Tags = &t
+		_, formErr = ui.Registry.UpdateModel(c.Request().Context(), name, rev, in)
+	}
+	status, notice := http.StatusOK, "Saved."
+	if formErr != nil {
+		if !formError(formErr) && !errors.Is(formErr, errs.ErrPreconditionFailed) {
+			return formErr
+		}
+		status, notice = http.StatusBadRequest, ""
+		if errors.Is(formErr, errs.ErrPreconditionFailed) {
+			status = http.StatusPreconditionFailed
+		}
+	}
+	d, err := ui.modelData(c, name)
+	if err != nil {
+		return err
+	}
+	d.Notice = notice
+	if formErr != nil {
+		d.Error = formErr.Error()
+	}
+	p := ui.Page(c, d.Model.Name, "models")
+	if IsHTMX(c) {
+		return Render(c, status, ModelSection(p, d))
+	}
+	return Render(c, status, ModelPage(p, d))
 }

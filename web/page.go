@@ -48,7 +48,7 @@ type navItem struct {
 
 var navItems = []navItem{
 	{Key: "dashboard", Label: "Dashboard", Href: "/", Available: true},
-	{Key: "models", Label: "Models"},
+	{Key: "models", Label: "Models", Href: "/models", Available: true},
 	{Key: "datasets", Label: "Datasets"},
 	{Key: "reviews", Label: "Reviews"},
 	{Key: "lineage", Label: "Lineage"},

@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/static"
 )
@@ -147,7 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	srv := server.New(server.Deps{
-		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool),
+		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: registry.NewService(pool),
 		Assets: assets, OpenAPI: doc, Logger: log,
 	})
 

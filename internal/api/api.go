@@ -15,12 +15,14 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/registry"
 )
 
 // API holds the JSON handlers.
 type API struct {
 	Auth        *auth.Service
 	AuditLog    *audit.Log
+	Registry    *registry.Service
 	MaxJSONBody int64
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/internal/testenv"
 	"github.com/slipway-ml/slipway/static"
@@ -84,7 +85,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	authSvc := auth.NewService(setup.pool, auth.Config{SessionTTL: cfg.SessionTTL})
 	srv := server.New(server.Deps{
-		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool),
+		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool),
 		Assets: assets, OpenAPI: doc, Logger: testLogger(t),
 	})
 	ts := httptest.NewServer(srv.Handler())

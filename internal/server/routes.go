@@ -42,6 +42,10 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/users/:name/tokens", auth.RoleAdmin, s.api.CreateUserToken)
 	add("PUT", "/api/v1/me/password", auth.RoleViewer, s.api.ChangePassword)
 	add("GET", "/api/v1/audit", auth.RoleAdmin, s.api.ListAudit)
+	add("GET", "/api/v1/models", auth.RoleViewer, s.api.ListModels)
+	add("POST", "/api/v1/models", auth.RoleContributor, s.api.CreateModel)
+	add("GET", "/api/v1/models/:model", auth.RoleViewer, s.api.GetModel)
+	add("PATCH", "/api/v1/models/:model", auth.RoleContributor, s.api.UpdateModel)
 
 	// Browser UI.
 	add("GET", "/login", public, s.ui.LoginForm)
@@ -61,4 +65,7 @@ func (s *Server) routes() {
 	add("POST", "/admin/users/:name/tokens", auth.RoleAdmin, s.ui.CreateToken)
 	add("POST", "/admin/users/:name/tokens/:id/revoke", auth.RoleAdmin, s.ui.RevokeToken)
 	add("GET", "/audit", auth.RoleAdmin, s.ui.Audit)
+	add("GET", "/models", auth.RoleViewer, s.ui.Models)
+	add("GET", "/models/:model", auth.RoleViewer, s.ui.Model)
+	add("POST", "/models/:model", auth.RoleContributor, s.ui.UpdateModel)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 	"github.com/slipway-ml/slipway/web"
 )
@@ -34,6 +35,7 @@ type Deps struct {
 	Store    Pinger // the object store
 	Auth     *auth.Service
 	AuditLog *audit.Log
+	Registry *registry.Service
 	Assets   *static.Assets
 	OpenAPI  *api.Document
 	Logger   *slog.Logger
@@ -58,8 +60,8 @@ func New(d Deps) *Server {
 	s := &Server{
 		deps: d,
 		echo: e,
-		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
-		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, MaxJSONBody: d.Config.MaxJSONBody},
+		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
+		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, MaxJSONBody: d.Config.MaxJSONBody},
 		cop:  http.NewCrossOriginProtection(),
 	}
 	if d.Config.PublicURL != nil {
