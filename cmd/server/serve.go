@@ -148,7 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	srv := server.New(server.Deps{
-		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: registry.NewService(pool),
+		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: registry.NewService(pool, store),
 		Assets: assets, OpenAPI: doc, Logger: log,
 	})
 

@@ -25,6 +25,13 @@ func ValidateKey(key string) error {
 	return checkKey("key", key, false)
 }
 
+// ValidatePath is ValidateKey for a path that names something in Slipway
+// (an artifact path, say) rather than an object: the same rules, reported
+// under field.
+func ValidatePath(field, path string) error {
+	return checkKey(field, path, false)
+}
+
 // ValidatePrefix is ValidateKey for List's prefix: the empty prefix is
 // allowed, a trailing '/' is allowed, and the last segment, when not
 // followed by '/', may be "." or ".." since it is only the start of a name

@@ -19,17 +19,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
 )
 
 // Service is the model registry.
 type Service struct {
-	db *pgxpool.Pool
+	db    *pgxpool.Pool
+	store blob.Store
 }
 
-// NewService returns the registry over db.
-func NewService(db *pgxpool.Pool) *Service { return &Service{db: db} }
+// NewService returns the registry over db, with artifacts in store.
+func NewService(db *pgxpool.Pool, store blob.Store) *Service { return &Service{db: db, store: store} }
 
 // NamePattern is the grammar of model (and dataset) names. Upper case,
 // spaces and look-alike characters are outside it, so two names that look

@@ -45,13 +45,14 @@ type env struct {
 	api    *apitest.Client // no token
 	tokens map[auth.Role]string
 	cfg    *config.Config
+	store  blob.Store
 }
 
 // envSetup is what options may change before the server is built.
 type envSetup struct {
 	cfg   *config.Config
 	pool  *pgxpool.Pool
-	store server.Pinger
+	store blob.Store
 }
 
 type envOption func(*testing.T, *envSetup)
@@ -85,7 +86,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	authSvc := auth.NewService(setup.pool, auth.Config{SessionTTL: cfg.SessionTTL})
 	srv := server.New(server.Deps{
-		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool),
+		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool, setup.store),
 		Assets: assets, OpenAPI: doc, Logger: testLogger(t),
 	})
 	ts := httptest.NewServer(srv.Handler())
@@ -95,7 +96,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if _, err := authSvc.Bootstrap(ctx, adminToken, testPassword); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, url: ts.URL, server: srv, db: db, auth: authSvc, doc: doc, cfg: cfg,
+	e := &env{t: t, url: ts.URL, server: srv, db: db, auth: authSvc, doc: doc, cfg: cfg, store: setup.store,
 		api: apitest.New(t, ts.URL, doc), tokens: map[auth.Role]string{auth.RoleAdmin: adminToken}}
 	for _, r := range []auth.Role{auth.RoleViewer, auth.RoleContributor, auth.RoleReviewer} {
 		if _, err := authSvc.CreateUser(ctx, auth.NewUser{Name: string(r) + "-user", Role: r, Password: testPassword}); err != nil {

@@ -59,6 +59,8 @@ func codeFor(status int) string {
 	switch status {
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
+	case http.StatusRequestedRangeNotSatisfiable:
+		return "range_not_satisfiable"
 	case http.StatusInternalServerError:
 		return "internal"
 	}
@@ -125,6 +127,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, code, msg, details := classify(err)
 	if status >= 500 {
 		s.deps.Logger.ErrorContext(req.Context(), "request failed", "request_id", reqID(c), "status", status, "error", err.Error())
+	}
+	// A handler may have set headers for the answer it meant to give (an
+	// artifact's type, length, digest): they do not describe an error.
+	for _, k := range []string{echo.HeaderContentType, echo.HeaderContentLength, echo.HeaderContentDisposition, "ETag", "Content-Digest", "Accept-Ranges"} {
+		c.Response().Header().Del(k)
 	}
 	var werr error
 	switch {

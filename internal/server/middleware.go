@@ -119,11 +119,14 @@ func securityHeaders(tls bool) echo.MiddlewareFunc {
 
 // bodyLimit refuses bodies over max bytes: at once from Content-Length when
 // it is declared, and after max bytes when the body is chunked, without
-// reading the rest. It applies to every route.
+// reading the rest. Streaming routes (artifacts) bound their own reads.
 func bodyLimit(max int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
+			if isStreaming(c) {
+				return next(c)
+			}
 			if req.ContentLength > max {
 				return fmt.Errorf("the request body is larger than %d bytes: %w", max, errs.ErrTooLarge)
 			}
@@ -140,7 +143,7 @@ func compress() echo.MiddlewareFunc {
 		Level:     5,
 		MinLength: 1024,
 		// Already compressed, or cheaper to send as is.
-		Skipper: func(c echo.Context) bool { return c.Request().Header.Get("Range") != "" },
+		Skipper: func(c echo.Context) bool { return c.Request().Header.Get("Range") != "" || isStreaming(c) },
 	})
 }
 
@@ -150,6 +153,9 @@ func compress() echo.MiddlewareFunc {
 func requestTimeout(d time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			if isStreaming(c) {
+				return next(c) // a 10 GiB upload takes what it takes
+			}
 			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))

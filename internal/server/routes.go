@@ -12,6 +12,16 @@ import (
 // it there fails the build's tests.
 const public auth.Role = ""
 
+// streamingRoutes carry bodies or answers of any size (artifacts): no body
+// limit, no request deadline, no compression. They bound what they read
+// themselves.
+var streamingRoutes = map[string]bool{
+	"POST /api/v1/models/:model/versions":                     true,
+	"GET /api/v1/models/:model/versions/:version/artifacts/*": true,
+}
+
+func isStreaming(c echo.Context) bool { return streamingRoutes[c.Request().Method+" "+c.Path()] }
+
 // routes is the table of every route and the role it needs.
 func (s *Server) routes() {
 	e := s.echo
@@ -46,6 +56,10 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/models", auth.RoleContributor, s.api.CreateModel)
 	add("GET", "/api/v1/models/:model", auth.RoleViewer, s.api.GetModel)
 	add("PATCH", "/api/v1/models/:model", auth.RoleContributor, s.api.UpdateModel)
+	add("GET", "/api/v1/models/:model/versions", auth.RoleViewer, s.api.ListVersions)
+	add("POST", "/api/v1/models/:model/versions", auth.RoleContributor, s.api.RegisterVersion)
+	add("GET", "/api/v1/models/:model/versions/:version", auth.RoleViewer, s.api.GetVersion)
+	add("GET", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
 
 	// Browser UI.
 	add("GET", "/login", public, s.ui.LoginForm)

@@ -161,6 +161,18 @@ func (c *Client) validate(req *http.Request, resp *Response) {
 	vreq.URL = u
 	route, params, err := c.router.FindRoute(vreq)
 	if err != nil {
+		// An artifact path may hold '/', which a path parameter of the
+		// document cannot: look it up as one escaped segment.
+		if i := strings.Index(u.Path, "/artifacts/"); i >= 0 {
+			alt := vreq.Clone(context.Background())
+			alt.URL = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path[:i+len("/artifacts/")] + "x", RawQuery: u.RawQuery}
+			if r2, p2, err2 := c.router.FindRoute(alt); err2 == nil {
+				route, params, err = r2, p2, nil
+				params["path"] = u.Path[i+len("/artifacts/"):]
+			}
+		}
+	}
+	if err != nil {
 		if resp.Status == http.StatusNotFound || resp.Status == http.StatusMethodNotAllowed {
 			if code := resp.ErrorCode(); code == "" {
 				c.t.Errorf("%s %s: %d without an error body: %s", req.Method, req.URL.Path, resp.Status, resp.Body)

@@ -1,0 +1,233 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway-ml/slipway/internal/blob"
+	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/registry"
+)
+
+// RegisterVersion registers a version in one multipart/form-data request:
+// a part named metadata (JSON) first, then one part named file per
+// artifact, whose filename is the artifact path. Each file streams into the
+// object store while its size and sha256 are computed; nothing is held in
+// memory or written to a temporary file.
+func (a *API) RegisterVersion(c echo.Context) error {
+	req := c.Request()
+	ctx := req.Context()
+	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return fmt.Errorf("the body must be multipart/form-data with a metadata part and file parts: %w", errs.ErrUnsupportedMedia)
+	}
+	mr := multipart.NewReader(req.Body, params["boundary"])
+	part, err := mr.NextPart()
+	if err != nil {
+		return multipartError(err)
+	}
+	if part.FormName() != "metadata" {
+		return errs.Invalid("metadata", "must be the first part (a JSON object), before the files")
+	}
+	var meta registry.NewVersion
+	dec := json.NewDecoder(io.LimitReader(part, a.MaxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil {
+		return errs.Invalid("metadata", "is not a valid JSON object of version metadata: %v", err)
+	}
+	up, err := a.Registry.BeginUpload(ctx, c.Param("model"), meta)
+	if err != nil {
+		return err
+	}
+	v, err := func() (registry.Version, error) {
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return up.Commit(ctx)
+			}
+			if err != nil {
+				return registry.Version{}, multipartError(err)
+			}
+			if part.FormName() != "file" {
+				return registry.Version{}, errs.Invalid(part.FormName(), "is not a part this endpoint takes (metadata first, then parts named file)")
+			}
+			name, err := partFileName(part)
+			if err != nil {
+				return registry.Version{}, err
+			}
+			ct := part.Header.Get(echo.HeaderContentType)
+			if _, _, err := mime.ParseMediaType(ct); err != nil {
+				ct = ""
+			}
+			if _, err := up.Add(ctx, name, ct, part); err != nil {
+				return registry.Version{}, err
+			}
+		}
+	}()
+	if err != nil {
+		up.Abort(ctx)
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/models/%s/versions/%d", v.Model, v.Version))
+	return c.JSON(http.StatusCreated, v)
+}
+
+// partFileName reads the filename parameter as sent: mime/multipart's
+// FileName keeps only the last element, and artifact paths have folders.
+func partFileName(p *multipart.Part) (string, error) {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil || params["filename"] == "" {
+		return "", errs.Invalid("file", "every file part needs a filename: the artifact path, e.g. weights/model.pt")
+	}
+	return params["filename"], nil
+}
+
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("the request body is too large: %w", errs.ErrTooLarge)
+	}
+	return errs.Invalid("body", "is not a well-formed multipart/form-data body: %v", err)
+}
+
+func versionNumber(c echo.Context) (int, error) {
+	n, err := strconv.Atoi(c.Param("version"))
+	if err != nil || n < 1 {
+		return 0, errs.Invalid("version", "must be a version number (1, 2, 3…)")
+	}
+	return n, nil
+}
+
+// GetVersion returns one version with its artifacts.
+func (a *API) GetVersion(c echo.Context) error {
+	n, err := versionNumber(c)
+	if err != nil {
+		return err
+	}
+	v, err := a.Registry.GetVersion(c.Request().Context(), c.Param("model"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// ListVersions lists a model's versions, newest first.
+func (a *API) ListVersions(c echo.Context) error {
+	p, err := pagination.Parse(c.QueryParam("cursor"), c.QueryParam("limit"))
+	if err != nil {
+		return err
+	}
+	versions, next, err := a.Registry.ListVersions(c.Request().Context(), c.Param("model"), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list(versions, next))
+}
+
+// DownloadArtifact streams one artifact, or the single byte range asked
+// for with Range (206; 416 when it starts past the end).
+func (a *API) DownloadArtifact(c echo.Context) error {
+	n, err := versionNumber(c)
+	if err != nil {
+		return err
+	}
+	p, err := url.PathUnescape(c.Param("*"))
+	if err != nil {
+		return errs.Invalid("path", "is not a valid URL path")
+	}
+	ctx := c.Request().Context()
+	art, err := a.Registry.FindArtifact(ctx, c.Param("model"), n, p)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	rng, status, err := parseRange(c.Request().Header.Get("Range"), art.Size)
+	if err != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", art.Size))
+		return err
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", `"`+art.SHA256+`"`)
+	if sum, err := hex.DecodeString(art.SHA256); err == nil {
+		h.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	}
+	h.Set(echo.HeaderContentType, art.ContentType)
+	h.Set(echo.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Path)}))
+	rc, err := a.Registry.OpenArtifact(ctx, art, rng)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	length := art.Size
+	if rng != nil {
+		length = rng.Length
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.Offset, rng.Offset+rng.Length-1, art.Size))
+	}
+	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
+	c.Response().WriteHeader(status)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	_, err = io.Copy(c.Response(), rc)
+	return err // after the header: only logged
+}
+
+// errRangeNotSatisfiable answers 416.
+var errRangeNotSatisfiable = echo.NewHTTPError(http.StatusRequestedRangeNotSatisfiable, "the range starts past the end of the artifact")
+
+// parseRange reads a Range header for an object of size bytes. One range is
+// served (206); several, or a header that is not a byte range, are ignored
+// and the whole object served (200), as RFC 9110 allows.
+func parseRange(h string, size int64) (*blob.Range, int, error) {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if h == "" || !ok || strings.Contains(spec, ",") {
+		return nil, http.StatusOK, nil
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return nil, http.StatusOK, nil
+	}
+	var start, end int64
+	switch {
+	case first == "": // suffix: the last N bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, http.StatusOK, nil
+		}
+		if size == 0 {
+			return nil, 0, errRangeNotSatisfiable
+		}
+		start, end = max(size-n, 0), size-1
+	default:
+		s, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || s < 0 {
+			return nil, http.StatusOK, nil
+		}
+		start, end = s, size-1
+		if last != "" {
+			e, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || e < s {
+				return nil, http.StatusOK, nil
+			}
+			end = min(e, size-1)
+		}
+		if start >= size {
+			return nil, 0, errRangeNotSatisfiable
+		}
+	}
+	return &blob.Range{Offset: start, Length: end - start + 1}, http.StatusPartialContent, nil
+}
