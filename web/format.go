@@ -3,12 +3,15 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/registry"
 )
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
@@ -79,4 +82,46 @@ func parseTagLines(s string) (map[string]string, error) {
 		tags[k] = strings.TrimSpace(v)
 	}
 	return tags, nil
+}
+
+// humanBytes writes a size in binary units, e.g. 1.5 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// age writes how long ago t was, coarsely.
+func age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	}
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// artifactURL is the UI's download link of an artifact (a session, not a
+// token, authorises it).
+func artifactURL(v registry.Version, path string) string {
+	return fmt.Sprintf("/models/%s/versions/%d/artifacts/%s", v.Model, v.Version, (&url.URL{Path: path}).EscapedPath())
 }

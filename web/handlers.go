@@ -496,8 +496,34 @@ func (ui *UI) Models(c echo.Context) error {
 }
 
 func (ui *UI) modelData(c echo.Context, name string) (ModelData, error) {
-	m, err := ui.Registry.GetModel(c.Request().Context(), name)
-	return ModelData{Model: m, CanEdit: identity(c.Request().Context()).User.Role.Allows(auth.RoleContributor)}, err
+	ctx := c.Request().Context()
+	m, err := ui.Registry.GetModel(ctx, name)
+	if err != nil {
+		return ModelData{}, err
+	}
+	p, err := pagination.Parse(c.QueryParam("cursor"), "")
+	if err != nil {
+		return ModelData{}, err
+	}
+	versions, next, err := ui.Registry.ListVersions(ctx, name, p)
+	return ModelData{
+		Model:    m,
+		Versions: VersionsData{Model: m.Name, Versions: versions, NextCursor: next, Now: time.Now()},
+		CanEdit:  identity(ctx).User.Role.Allows(auth.RoleContributor),
+	}, err
+}
+
+// Version shows one version: metadata, source, trackers, artifacts.
+func (ui *UI) Version(c echo.Context) error {
+	n, err := strconv.Atoi(c.Param("version"))
+	if err != nil || n < 1 {
+		return errs.Invalid("version", "must be a version number")
+	}
+	v, err := ui.Registry.GetVersion(c.Request().Context(), c.Param("model"), n)
+	if err != nil {
+		return err
+	}
+	return Render(c, http.StatusOK, VersionPage(ui.Page(c, fmt.Sprintf("%s v%d", v.Model, v.Version), "models"), v))
 }
 
 // Model shows one model.

@@ -240,3 +240,47 @@ func TestBrowserJourneyAdmin(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconvFormat(n) }
+
+func TestBrowserJourneyModels(t *testing.T) {
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	for _, name := range []string{"fraud-scorer", "churn"} {
+		createModel(t, c, map[string]any{"name": name, "tags": map[string]string{"team": "risk"}})
+	}
+	if res := register(c, "fraud-scorer", `{"framework":"lightgbm","source":{"git_commit":"abcdef1234567"}}`,
+		file{"model/model.txt", strings.NewReader("tree")}); res.Status != 201 {
+		t.Fatalf("register: %d %s", res.Status, res.Body)
+	}
+	ctx, problems := newBrowser(t)
+	do := stepper(t, ctx, problems)
+	do("sign in and open Models",
+		chromedp.Navigate(e.url+"/login"),
+		chromedp.WaitVisible(css(`[data-testid=login-name]`)),
+		chromedp.SendKeys(css(`[data-testid=login-name]`), userOf(auth.RoleViewer)),
+		chromedp.SendKeys(css(`[data-testid=login-password]`), testPassword),
+		chromedp.Click(css(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(css(`[data-testid=nav-models]`)),
+		chromedp.Click(css(`[data-testid=nav-models]`)),
+		chromedp.WaitVisible(css(`[data-testid=model-churn]`)),
+	)
+	do("search as you type (htmx)",
+		chromedp.SendKeys(css(`[data-testid=models-q]`), "fra"),
+		chromedp.WaitNotPresent(css(`[data-testid=model-churn]`)),
+		chromedp.WaitVisible(css(`[data-testid=model-fraud-scorer]`)),
+	)
+	do("model page, then version page",
+		chromedp.Click(css(`[data-testid=model-fraud-scorer] a`)),
+		chromedp.WaitVisible(css(`[data-testid=version-1]`)),
+		chromedp.Click(css(`[data-testid=version-1] a`)),
+		chromedp.WaitVisible(css(`[data-testid=artifacts-table]`)),
+	)
+	if got := text(t, ctx, `[data-testid=version-title]`); got != "fraud-scorer v1" {
+		t.Errorf("version title = %q", got)
+	}
+	if got := text(t, ctx, `[data-testid="artifact-model/model.txt"] td.sha`); got != sha(strings.NewReader("tree")) {
+		t.Errorf("sha256 on the page = %q", got)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the browser reported problems: %v", p)
+	}
+}

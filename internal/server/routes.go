@@ -18,6 +18,7 @@ const public auth.Role = ""
 var streamingRoutes = map[string]bool{
 	"POST /api/v1/models/:model/versions":                     true,
 	"GET /api/v1/models/:model/versions/:version/artifacts/*": true,
+	"GET /models/:model/versions/:version/artifacts/*":        true,
 }
 
 func isStreaming(c echo.Context) bool { return streamingRoutes[c.Request().Method+" "+c.Path()] }
@@ -82,4 +83,7 @@ func (s *Server) routes() {
 	add("GET", "/models", auth.RoleViewer, s.ui.Models)
 	add("GET", "/models/:model", auth.RoleViewer, s.ui.Model)
 	add("POST", "/models/:model", auth.RoleContributor, s.ui.UpdateModel)
+	add("GET", "/models/:model/versions/:version", auth.RoleViewer, s.ui.Version)
+	// The same handler as the API's, authorised by the session.
+	add("GET", "/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
 }

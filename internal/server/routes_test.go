@@ -46,6 +46,8 @@ var routeRoles = map[string]auth.Role{
 	"GET /models":                                             auth.RoleViewer,
 	"GET /models/:model":                                      auth.RoleViewer,
 	"POST /models/:model":                                     auth.RoleContributor,
+	"GET /models/:model/versions/:version":                    auth.RoleViewer,
+	"GET /models/:model/versions/:version/artifacts/*":        auth.RoleViewer,
 	"GET /api/v1/users/:name/tokens":                          auth.RoleAdmin,
 	"POST /api/v1/users/:name/tokens":                         auth.RoleAdmin,
 	"PUT /api/v1/me/password":                                 auth.RoleViewer,

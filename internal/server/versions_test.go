@@ -299,3 +299,54 @@ func TestConcurrentRegistrationsAreNumberedInOrder(t *testing.T) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+func TestVersionPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	createModel(t, c, map[string]any{"name": "ranker"})
+	meta := `{"framework":"xgboost","source":{"git_repo":"github.com/acme/ranker","git_commit":"0123456789abcdef0123","git_dirty":true},
+		"links":[{"name":"MLflow run","url":"https://mlflow.example/runs/9"}],"params":{"depth":6}}`
+	if res := register(c, "ranker", meta, file{"model/model.json", strings.NewReader(`{"trees":[]}`)}, file{"README.md", strings.NewReader("# ranker")}); res.Status != 201 {
+		t.Fatalf("register: %d %s", res.Status, res.Body)
+	}
+	register(c, "ranker", `{"kind":"batch_predictions"}`, file{"preds.parquet", pseudo(3, 5000)})
+	b := e.browser()
+	b.login(userOf(auth.RoleViewer), testPassword)
+
+	doc := htmlDoc(t, b.do("GET", "/models/ranker", nil, nil))
+	rows := doc.Find(`[data-testid=versions-table] tbody tr`)
+	if rows.Length() != 2 || rows.First().AttrOr("data-testid", "") != "version-2" {
+		t.Fatalf("versions table: %d rows, first %q", rows.Length(), rows.First().AttrOr("data-testid", ""))
+	}
+	if got := doc.Find(`[data-testid=version-1] td.mono`).Text(); got != "0123456789ab" {
+		t.Errorf("short commit = %q", got)
+	}
+
+	doc = htmlDoc(t, b.do("GET", "/models/ranker/versions/1", nil, nil))
+	if got := doc.Find(`[data-testid=version-title]`).Text(); got != "ranker v1" {
+		t.Errorf("title = %q", got)
+	}
+	if !strings.Contains(doc.Find(`[data-testid=version-source]`).Text(), "dirty") {
+		t.Error("the dirty flag is not shown")
+	}
+	link := doc.Find(`[data-testid=version-links] a`)
+	if href, _ := link.Attr("href"); href != "https://mlflow.example/runs/9" || !strings.Contains(link.AttrOr("rel", ""), "noopener") {
+		t.Errorf("tracker link: %q rel %q", href, link.AttrOr("rel", ""))
+	}
+	row := doc.Find(`[data-testid="artifact-model/model.json"]`)
+	if !strings.Contains(row.Text(), sha(strings.NewReader(`{"trees":[]}`))) {
+		t.Errorf("artifact row does not show its sha256: %q", row.Text())
+	}
+	href := doc.Find(`[data-testid="download-model/model.json"]`).AttrOr("href", "")
+	res := b.do("GET", href, nil, nil)
+	if body := readBody(t, res); res.StatusCode != 200 || body != `{"trees":[]}` {
+		t.Errorf("download from the page (%s): %d %q", href, res.StatusCode, body)
+	}
+	if res := e.browser().do("GET", href, nil, nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("download without a session: %d, want 303 to login", res.StatusCode)
+	}
+	if res := b.do("GET", "/models/ranker/versions/9", nil, nil); res.StatusCode != 404 {
+		t.Errorf("missing version page: %d", res.StatusCode)
+	}
+}
