@@ -147,8 +147,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	reg := registry.NewService(pool, store)
 	srv := server.New(server.Deps{
-		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: registry.NewService(pool, store),
+		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: reg,
 		Assets: assets, OpenAPI: doc, Logger: log,
 	})
 
@@ -166,6 +167,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	go reapSessions(ctx, authSvc, log)
+	go reapOrphans(ctx, reg, cfg.OrphanGrace, log)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -208,6 +210,28 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 		host = "localhost"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// reapOrphans deletes, every few minutes, the objects that no version
+// references once they are older than grace (a crash between upload and
+// commit leaves such objects). Replicas may run it together.
+func reapOrphans(ctx context.Context, reg *registry.Service, grace time.Duration, log *slog.Logger) {
+	every := min(10*time.Minute, max(grace/2, time.Second))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st, err := reg.ReapOrphans(ctx, grace)
+			if err != nil {
+				log.Warn("reaping orphan objects", "error", err)
+			} else if st.Deleted > 0 || st.Aborted > 0 {
+				log.Info("reaped orphan objects", "deleted", st.Deleted, "aborted_uploads", st.Aborted, "scanned", st.Scanned)
+			}
+		}
+	}
 }
 
 // reapSessions deletes expired sessions and old sign-in failures hourly. Several replicas doing it

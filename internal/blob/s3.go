@@ -417,3 +417,29 @@ func mapS3Err(err error) error {
 	}
 	return err
 }
+
+// AbortStaleUploads aborts the unfinished multipart uploads under prefix
+// that began before cutoff: the parts a crash in the middle of a large Put
+// leaves, invisible to List and billed all the same. It returns how many
+// it aborted.
+func (s *S3Store) AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return 0, err
+	}
+	n := 0
+	// MinIO lists unfinished uploads by exact key only, not by a partial
+	// prefix: list them all and filter here (S3 and MinIO alike).
+	for up := range s.client.ListIncompleteUploads(ctx, s.bucket, "", true) {
+		if up.Err != nil {
+			return n, mapS3Err(up.Err)
+		}
+		if !strings.HasPrefix(up.Key, prefix) || up.Initiated.After(cutoff) {
+			continue
+		}
+		if err := s.client.RemoveIncompleteUpload(ctx, s.bucket, up.Key); err != nil {
+			return n, mapS3Err(err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -273,3 +273,32 @@ func ExampleNewS3() {
 	fmt.Println(s != nil, err)
 	// Output: true <nil>
 }
+
+func TestS3AbortStaleUploads(t *testing.T) {
+	env := s3FromEnv(t)
+	s, bucket := newS3(t, env)
+	u, _ := url.Parse(env.endpoint)
+	core, err := minio.NewCore(u.Host, &minio.Options{Creds: credentials.NewStaticV4(env.accessKey, env.secretKey, ""), Secure: u.Scheme == "https"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An upload a crash left unfinished, and one outside the prefix.
+	for _, key := range []string{"models/1/abc/000000", "elsewhere/x"} {
+		if _, err := core.NewMultipartUpload(t.Context(), bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.AbortStaleUploads(t.Context(), "models/", time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("uploads younger than the cutoff: aborted %d, %v; want 0", n, err)
+	}
+	if n, err := s.AbortStaleUploads(t.Context(), "models/", time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("aborted %d, %v; want 1", n, err)
+	}
+	var left []string
+	for up := range core.ListIncompleteUploads(t.Context(), bucket, "", true) {
+		left = append(left, up.Key)
+	}
+	if len(left) != 1 || left[0] != "elsewhere/x" {
+		t.Errorf("unfinished uploads left: %v, want only elsewhere/x", left)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,6 +109,7 @@ func TestLoadDefaults(t *testing.T) {
 		S3SecretKey:        secretKey,
 		S3Region:           "us-east-1",
 		SessionTTL:         12 * time.Hour,
+		OrphanGrace:        24 * time.Hour,
 		RequestTimeout:     30 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		MaxJSONBody:        1 << 20,
@@ -144,6 +146,8 @@ func TestLoadEveryVariable(t *testing.T) {
 		"SLIPWAY_BOOTSTRAP_TOKEN":         bootstrapToken,
 		"SLIPWAY_BOOTSTRAP_PASSWORD":      bootstrapPass,
 		"SLIPWAY_SESSION_TTL":             "90m",
+		"SLIPWAY_ORPHAN_GRACE":            "6h",
+		"SLIPWAY_TRUSTED_PROXIES":         "10.0.0.0/8, 192.168.1.0/24",
 		"SLIPWAY_REQUEST_TIMEOUT":         "10s",
 		"SLIPWAY_SHUTDOWN_TIMEOUT":        "1m",
 		"SLIPWAY_MAX_JSON_BODY":           "2048",
@@ -172,6 +176,8 @@ func TestLoadEveryVariable(t *testing.T) {
 		BootstrapToken:       bootstrapToken,
 		BootstrapPassword:    bootstrapPass,
 		SessionTTL:           90 * time.Minute,
+		OrphanGrace:          6 * time.Hour,
+		TrustedProxies:       []*net.IPNet{mustCIDR("10.0.0.0/8"), mustCIDR("192.168.1.0/24")},
 		RequestTimeout:       10 * time.Second,
 		ShutdownTimeout:      time.Minute,
 		MaxJSONBody:          2048,
@@ -235,6 +241,8 @@ func TestLoadRejectsBadVariable(t *testing.T) {
 		{"bootstrap password short", map[string]string{"SLIPWAY_BOOTSTRAP_TOKEN": bootstrapToken, "SLIPWAY_BOOTSTRAP_PASSWORD": "short"}, []string{"SLIPWAY_BOOTSTRAP_PASSWORD"}},
 		{"bootstrap password without token", map[string]string{"SLIPWAY_BOOTSTRAP_PASSWORD": bootstrapPass}, []string{"SLIPWAY_BOOTSTRAP_PASSWORD"}},
 		{"log level unknown", map[string]string{"SLIPWAY_LOG_LEVEL": "verbose"}, []string{"SLIPWAY_LOG_LEVEL"}},
+		{"trusted proxy not a CIDR", map[string]string{"SLIPWAY_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, []string{"SLIPWAY_TRUSTED_PROXIES"}},
+		{"orphan grace zero", map[string]string{"SLIPWAY_ORPHAN_GRACE": "0s"}, []string{"SLIPWAY_ORPHAN_GRACE"}},
 		// A secret given both ways is refused, and then counts as unset.
 		{"s3 secret key and file", map[string]string{"SLIPWAY_S3_SECRET_KEY_FILE": readable}, []string{"SLIPWAY_S3_SECRET_KEY"}},
 		{"database url and file", map[string]string{"SLIPWAY_DATABASE_URL_FILE": readable}, []string{"SLIPWAY_DATABASE_URL"}},
@@ -504,4 +512,12 @@ func TestLoadToolsScopeChecksStatementTimeout(t *testing.T) {
 			t.Errorf("Load(Tools) accepted SLIPWAY_DB_STATEMENT_TIMEOUT=%s", v)
 		}
 	}
+}
+
+func mustCIDR(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }

@@ -259,6 +259,16 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 	if len(u.artifacts) == 0 {
 		return Version{}, errs.Invalid("file", "a version needs at least one artifact (a part named file)")
 	}
+	// A version is ready only once every object is confirmed in the store.
+	for _, a := range u.artifacts {
+		info, err := u.s.store.Stat(ctx, a.objectKey)
+		if err != nil {
+			return Version{}, fmt.Errorf("confirm artifact %q in the store: %w", a.Path, err)
+		}
+		if info.Size != a.Size {
+			return Version{}, fmt.Errorf("artifact %q: the store holds %d bytes, %d were sent: %w", a.Path, info.Size, a.Size, errs.ErrConflict)
+		}
+	}
 	actor := audit.ActorFrom(ctx)
 	var v Version
 	err := pgx.BeginTxFunc(ctx, u.s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
