@@ -27,37 +27,45 @@ func decodeJSON(c echo.Context, maxBytes int64, v any) error {
 	if req.ContentLength > maxBytes {
 		return fmt.Errorf("the body is larger than %d bytes: %w", maxBytes, errs.ErrTooLarge)
 	}
-	body := http.MaxBytesReader(c.Response(), req.Body, maxBytes)
-	dec := json.NewDecoder(body)
+	return decodeJSONReader(http.MaxBytesReader(c.Response(), req.Body, maxBytes), maxBytes, v, "body")
+}
+
+// decodeJSONReader decodes exactly one JSON value from r into v, strictly
+// (unknown fields refused), reading at most maxBytes; field names the
+// input in errors ("body", or a multipart part).
+func decodeJSONReader(r io.Reader, maxBytes int64, v any, field string) error {
+	lr := &io.LimitedReader{R: r, N: maxBytes + 1}
+	dec := json.NewDecoder(lr)
 	dec.DisallowUnknownFields()
+	tooLarge := func() bool { return lr.N <= 0 }
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return fmt.Errorf("the body is larger than %d bytes: %w", maxBytes, errs.ErrTooLarge)
+		case errors.As(err, &mbe) || tooLarge():
+			return fmt.Errorf("the %s is larger than %d bytes: %w", field, maxBytes, errs.ErrTooLarge)
 		case errors.Is(err, io.EOF):
-			return errs.Invalid("body", "must not be empty")
+			return errs.Invalid(field, "must not be empty")
 		case errors.As(err, &se):
-			return errs.Invalid("body", "is not valid JSON (at byte %d)", se.Offset)
+			return errs.Invalid(field, "is not valid JSON (at byte %d)", se.Offset)
 		case errors.As(err, &te):
-			field := te.Field
-			if field == "" {
-				field = "body"
+			name := te.Field
+			if name == "" {
+				name = field
 			}
-			return errs.Invalid(field, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
+			return errs.Invalid(name, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return errs.Invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
 		default:
-			return errs.Invalid("body", "is not valid JSON: %v", err)
+			return errs.Invalid(field, "is not valid JSON: %v", err)
 		}
 	}
-	if dec.More() {
-		return errs.Invalid("body", "must hold exactly one JSON value")
-	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errs.Invalid("body", "must hold exactly one JSON value")
+		if tooLarge() {
+			return fmt.Errorf("the %s is larger than %d bytes: %w", field, maxBytes, errs.ErrTooLarge)
+		}
+		return errs.Invalid(field, "must hold exactly one JSON value")
 	}
 	return nil
 }

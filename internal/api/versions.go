@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -43,11 +43,14 @@ func (a *API) RegisterVersion(c echo.Context) error {
 	if part.FormName() != "metadata" {
 		return errs.Invalid("metadata", "must be the first part (a JSON object), before the files")
 	}
+	if ct := part.Header.Get(echo.HeaderContentType); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != echo.MIMEApplicationJSON && mt != echo.MIMETextPlain) {
+			return fmt.Errorf("the metadata part must be application/json: %w", errs.ErrUnsupportedMedia)
+		}
+	}
 	var meta registry.NewVersion
-	dec := json.NewDecoder(io.LimitReader(part, a.MaxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&meta); err != nil {
-		return errs.Invalid("metadata", "is not a valid JSON object of version metadata: %v", err)
+	if err := decodeJSONReader(part, a.MaxJSONBody, &meta, "metadata"); err != nil {
+		return err
 	}
 	up, err := a.Registry.BeginUpload(ctx, c.Param("model"), meta)
 	if err != nil {
@@ -104,9 +107,11 @@ func multipartError(err error) error {
 	return errs.Invalid("body", "is not a well-formed multipart/form-data body: %v", err)
 }
 
+var versionRE = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
+
 func versionNumber(c echo.Context) (int, error) {
 	n, err := strconv.Atoi(c.Param("version"))
-	if err != nil || n < 1 {
+	if err != nil || !versionRE.MatchString(c.Param("version")) {
 		return 0, errs.Invalid("version", "must be a version number (1, 2, 3…)")
 	}
 	return n, nil
@@ -145,7 +150,15 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := url.PathUnescape(c.Param("*"))
+	// The artifact path is read from the escaped request path and decoded
+	// exactly once: a name holding "%41" must not become "A". The model
+	// name and the number before it cannot hold "/artifacts/".
+	raw := c.Request().URL.EscapedPath()
+	i := strings.Index(raw, "/artifacts/")
+	if i < 0 {
+		return errs.Invalid("path", "is missing")
+	}
+	p, err := url.PathUnescape(raw[i+len("/artifacts/"):])
 	if err != nil {
 		return errs.Invalid("path", "is not a valid URL path")
 	}
@@ -162,7 +175,8 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	}
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", `"`+art.SHA256+`"`)
-	if sum, err := hex.DecodeString(art.SHA256); err == nil {
+	if sum, err := hex.DecodeString(art.SHA256); err == nil && rng == nil {
+		// Over the bytes sent (RFC 9530): the whole artifact only.
 		h.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	}
 	h.Set(echo.HeaderContentType, art.ContentType)
@@ -179,9 +193,6 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	}
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
 	c.Response().WriteHeader(status)
-	if c.Request().Method == http.MethodHead {
-		return nil
-	}
 	_, err = io.Copy(c.Response(), rc)
 	return err // after the header: only logged
 }
@@ -205,10 +216,10 @@ func parseRange(h string, size int64) (*blob.Range, int, error) {
 	switch {
 	case first == "": // suffix: the last N bytes
 		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
+		if err != nil || n < 0 {
 			return nil, http.StatusOK, nil
 		}
-		if size == 0 {
+		if size == 0 || n == 0 {
 			return nil, 0, errRangeNotSatisfiable
 		}
 		start, end = max(size-n, 0), size-1

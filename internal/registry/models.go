@@ -193,7 +193,7 @@ func (s *Service) GetModel(ctx context.Context, name string) (Model, error) {
 // ModelFilter selects models in a list.
 type ModelFilter struct {
 	Prefix   string // name prefix
-	Tag      string // "key" (has the tag) or "key:value" (the tag with that value)
+	Tag      string // "key" (has the tag) or "key=value" (the tag with that value)
 	Archived bool   // list archived models instead of live ones
 }
 
@@ -302,6 +302,10 @@ func (s *Service) UpdateModel(ctx context.Context, name string, ifMatch int64, i
 			return fmt.Errorf("model %q is at revision %d, not %d: someone changed it since you read it; read it again: %w",
 				name, before.Revision, ifMatch, errs.ErrPreconditionFailed)
 		}
+		if unchanged(before, in) {
+			after = before // nothing changes: nothing to write or audit
+			return nil
+		}
 		var tags any
 		if in.Tags != nil {
 			tags = *in.Tags
@@ -341,4 +345,28 @@ func (s *Service) CountModels(ctx context.Context) (int64, error) {
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// unchanged reports whether applying in to m would change nothing.
+func unchanged(m Model, in ModelUpdate) bool {
+	if in.Description != nil && *in.Description != m.Description {
+		return false
+	}
+	if in.Owner != nil && *in.Owner != m.Owner {
+		return false
+	}
+	if in.Archived != nil && *in.Archived != m.Archived {
+		return false
+	}
+	if in.Tags != nil {
+		if len(*in.Tags) != len(m.Tags) {
+			return false
+		}
+		for k, v := range *in.Tags {
+			if mv, ok := m.Tags[k]; !ok || mv != v {
+				return false
+			}
+		}
+	}
+	return true
 }

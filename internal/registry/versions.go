@@ -147,6 +147,9 @@ func (in *NewVersion) Validate() error {
 	}
 	for i, l := range in.Links {
 		field := fmt.Sprintf("links[%d]", i)
+		if l.Name == "" {
+			fe.Add(field+".name", "is required")
+		}
 		validText(field+".name", l.Name, 100, false, &fe)
 		if err := validateLinkURL(l.URL); err != nil {
 			fe.Add(field+".url", "%s", err.Error())
@@ -262,6 +265,9 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 	// A version is ready only once every object is confirmed in the store.
 	for _, a := range u.artifacts {
 		info, err := u.s.store.Stat(ctx, a.objectKey)
+		if errors.Is(err, errs.ErrNotFound) {
+			return Version{}, fmt.Errorf("artifact %q vanished from the store before the version was recorded; register again: %w", a.Path, errs.ErrConflict)
+		}
 		if err != nil {
 			return Version{}, fmt.Errorf("confirm artifact %q in the store: %w", a.Path, err)
 		}

@@ -350,3 +350,38 @@ func TestVersionPages(t *testing.T) {
 		t.Errorf("missing version page: %d", res.StatusCode)
 	}
 }
+
+// An artifact path with a literal percent sequence downloads as itself:
+// the path is decoded once, not twice.
+func TestArtifactPathDecodedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	createModel(t, c, map[string]any{"name": "m"})
+	if res := register(c, "m", `{}`, file{"a%41.bin", strings.NewReader("percent")}, file{"aA.bin", strings.NewReader("plain")}); res.Status != 201 {
+		t.Fatalf("register: %d %s", res.Status, res.Body)
+	}
+	for path, want := range map[string]string{"a%2541.bin": "percent", "aA.bin": "plain", "a%41.bin": "plain"} {
+		res := e.as(auth.RoleViewer).Get("/api/v1/models/m/versions/1/artifacts/" + path)
+		if res.Status != 200 || string(res.Body) != want {
+			t.Errorf("GET …/%s: %d %q, want %q", path, res.Status, res.Body, want)
+		}
+	}
+	// A model PATCH that changes nothing keeps its revision.
+	res := c.Do(apitest.Request{Method: "PATCH", Path: "/api/v1/models/m", Body: map[string]any{"description": ""}, Header: http.Header{"If-Match": {`"1"`}}})
+	if res.Status != 200 || res.Header.Get("ETag") != `"1"` {
+		t.Errorf("no-op PATCH: %d ETag %q, want 200 \"1\"", res.Status, res.Header.Get("ETag"))
+	}
+	for _, bad := range []string{"+1", "01", "1e0"} {
+		if res := c.Get("/api/v1/models/m/versions/" + bad); res.Status != 400 {
+			t.Errorf("version %q: %d, want 400", bad, res.Status)
+		}
+	}
+	big := `{"description":"` + strings.Repeat("x", 2<<20) + `"}`
+	if res := register(c, "m", big, file{"x", strings.NewReader("x")}); res.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("metadata over the JSON limit: %d, want 413", res.Status)
+	}
+	if res := register(c, "m", `{} {}`, file{"x", strings.NewReader("x")}); res.Status != 400 {
+		t.Errorf("metadata with trailing data: %d, want 400", res.Status)
+	}
+}
