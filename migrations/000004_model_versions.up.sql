@@ -20,9 +20,13 @@ CREATE TABLE model_versions (
     created_by     bigint REFERENCES users (id),
     created_at     timestamptz NOT NULL DEFAULT now(),
     ready_at       timestamptz,
+    -- a draft not finalized by then is deleted, and its objects reclaimed
+    expires_at     timestamptz,
     UNIQUE (model_id, version),
-    CHECK ((status = 'ready') = (ready_at IS NOT NULL))
+    CHECK ((status = 'ready') = (ready_at IS NOT NULL)),
+    CHECK ((status = 'draft') = (expires_at IS NOT NULL))
 );
+CREATE INDEX model_versions_draft_expiry_idx ON model_versions (expires_at) WHERE status = 'draft';
 
 CREATE TABLE model_artifacts (
     version_id   bigint NOT NULL REFERENCES model_versions (id),
@@ -31,6 +35,11 @@ CREATE TABLE model_artifacts (
     sha256       text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     content_type text NOT NULL,
     object_key   text NOT NULL UNIQUE,
+    -- when the object arrived; NULL while a draft waits for it
+    uploaded_at  timestamptz,
+    -- size and sha256 were computed by Slipway from the bytes (an upload
+    -- through Slipway), not only declared (an upload to a presigned URL)
+    verified     boolean NOT NULL DEFAULT false,
     PRIMARY KEY (version_id, path)
 );
 

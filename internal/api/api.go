@@ -24,6 +24,7 @@ type API struct {
 	AuditLog    *audit.Log
 	Registry    *registry.Service
 	MaxJSONBody int64
+	DraftTTL    time.Duration // how long a draft version waits for finalize
 }
 
 // List is the shape of every list response.

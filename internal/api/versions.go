@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -32,8 +33,11 @@ func (a *API) RegisterVersion(c echo.Context) error {
 	req := c.Request()
 	ctx := req.Context()
 	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err == nil && mt == echo.MIMEApplicationJSON {
+		return a.createDraft(c)
+	}
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return fmt.Errorf("the body must be multipart/form-data with a metadata part and file parts: %w", errs.ErrUnsupportedMedia)
+		return fmt.Errorf("the body must be multipart/form-data (metadata and files), or application/json (a draft): %w", errs.ErrUnsupportedMedia)
 	}
 	mr := multipart.NewReader(req.Body, params["boundary"])
 	part, err := mr.NextPart()
@@ -150,22 +154,17 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The artifact path is read from the escaped request path and decoded
-	// exactly once: a name holding "%41" must not become "A". The model
-	// name and the number before it cannot hold "/artifacts/".
-	raw := c.Request().URL.EscapedPath()
-	i := strings.Index(raw, "/artifacts/")
-	if i < 0 {
-		return errs.Invalid("path", "is missing")
-	}
-	p, err := url.PathUnescape(raw[i+len("/artifacts/"):])
+	p, err := artifactParam(c)
 	if err != nil {
-		return errs.Invalid("path", "is not a valid URL path")
+		return err
 	}
 	ctx := c.Request().Context()
 	art, err := a.Registry.FindArtifact(ctx, c.Param("model"), n, p)
 	if err != nil {
 		return err
+	}
+	if c.QueryParam("presigned") == "true" {
+		return a.presignedDownload(c, art)
 	}
 	h := c.Response().Header()
 	rng, status, err := parseRange(c.Request().Header.Get("Range"), art.Size)
@@ -241,4 +240,117 @@ func parseRange(h string, size int64) (*blob.Range, int, error) {
 		}
 	}
 	return &blob.Range{Offset: start, Length: end - start + 1}, http.StatusPartialContent, nil
+}
+
+// presignTTL is how long a presigned URL works.
+const presignTTL = time.Hour
+
+// uploadTarget tells a client where to send one declared artifact of a
+// draft: through Slipway, or straight to the bucket.
+type uploadTarget struct {
+	Path         string     `json:"path"`
+	UploadURL    string     `json:"upload_url"`
+	PresignedURL string     `json:"presigned_url,omitempty"`
+	PresignedTil *time.Time `json:"presigned_expires_at,omitempty"`
+}
+
+type draftResponse struct {
+	registry.Version
+	Uploads []uploadTarget `json:"uploads"`
+}
+
+// createDraft registers a version in steps: this request declares the
+// metadata and each artifact's path, size and sha256; each artifact is
+// then PUT (through Slipway, or to its presigned URL); finalize makes the
+// version ready.
+func (a *API) createDraft(c echo.Context) error {
+	var in registry.NewDraft
+	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	v, err := a.Registry.CreateDraft(ctx, c.Param("model"), in, a.DraftTTL)
+	if err != nil {
+		return err
+	}
+	res := draftResponse{Version: v}
+	for _, art := range v.Artifacts {
+		t := uploadTarget{Path: art.Path, UploadURL: artifactPath(v, art.Path)}
+		u, err := a.Registry.PresignUpload(ctx, v.Model, v.Version, art.Path, presignTTL)
+		if err != nil {
+			return err
+		}
+		if u != "" {
+			exp := time.Now().Add(presignTTL).UTC()
+			t.PresignedURL, t.PresignedTil = u, &exp
+		}
+		res.Uploads = append(res.Uploads, t)
+	}
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/models/%s/versions/%d", v.Model, v.Version))
+	return c.JSON(http.StatusCreated, res)
+}
+
+func artifactPath(v registry.Version, p string) string {
+	return fmt.Sprintf("/api/v1/models/%s/versions/%d/artifacts/%s", v.Model, v.Version, (&url.URL{Path: p}).EscapedPath())
+}
+
+// artifactParam reads the artifact path from the escaped request path,
+// decoded exactly once: a name holding "%41" must not become "A". The
+// model name and the number before it cannot hold "/artifacts/".
+func artifactParam(c echo.Context) (string, error) {
+	raw := c.Request().URL.EscapedPath()
+	i := strings.Index(raw, "/artifacts/")
+	if i < 0 {
+		return "", errs.Invalid("path", "is missing")
+	}
+	p, err := url.PathUnescape(raw[i+len("/artifacts/"):])
+	if err != nil {
+		return "", errs.Invalid("path", "is not a valid URL path")
+	}
+	return p, nil
+}
+
+// UploadArtifact streams the body as one declared artifact of a draft.
+func (a *API) UploadArtifact(c echo.Context) error {
+	n, err := versionNumber(c)
+	if err != nil {
+		return err
+	}
+	p, err := artifactParam(c)
+	if err != nil {
+		return err
+	}
+	art, err := a.Registry.UploadArtifact(c.Request().Context(), c.Param("model"), n, p, c.Request().Body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, art)
+}
+
+// FinalizeVersion checks a draft's artifacts and makes it ready.
+func (a *API) FinalizeVersion(c echo.Context) error {
+	n, err := versionNumber(c)
+	if err != nil {
+		return err
+	}
+	v, err := a.Registry.Finalize(c.Request().Context(), c.Param("model"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// presignedDownload answers a short-lived URL to fetch the artifact from
+// the bucket, for serving layers that prefer to. 404 when the store has
+// no such URLs (the filesystem store).
+func (a *API) presignedDownload(c echo.Context, art registry.Artifact) error {
+	u, err := a.Registry.PresignDownload(c.Request().Context(), art, presignTTL)
+	if err != nil {
+		return err
+	}
+	if u == "" {
+		return fmt.Errorf("this Slipway stores artifacts on a filesystem: no presigned URLs; download through Slipway: %w", errs.ErrNotFound)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{"url": u, "expires_at": time.Now().Add(presignTTL).UTC(), "sha256": art.SHA256, "size": art.Size})
 }

@@ -443,3 +443,28 @@ func (s *S3Store) AbortStaleUploads(ctx context.Context, prefix string, cutoff t
 	}
 	return n, nil
 }
+
+// PresignPut returns a URL that accepts a PUT of key for ttl, straight to
+// the bucket.
+func (s *S3Store) PresignPut(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", opErr("presign", key, err)
+	}
+	u, err := s.client.PresignedPutObject(ctx, s.bucket, key, ttl)
+	if err != nil {
+		return "", opErr("presign", key, mapS3Err(err))
+	}
+	return u.String(), nil
+}
+
+// PresignGet returns a URL that serves key for ttl, straight from the bucket.
+func (s *S3Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", opErr("presign", key, err)
+	}
+	u, err := s.client.PresignedGetObject(ctx, s.bucket, key, ttl, nil)
+	if err != nil {
+		return "", opErr("presign", key, mapS3Err(err))
+	}
+	return u.String(), nil
+}

@@ -50,6 +50,9 @@ type Config struct {
 	// before the reaper deletes it (SLIPWAY_ORPHAN_GRACE): longer than
 	// any upload takes.
 	OrphanGrace time.Duration
+	// DraftTTL is how long a draft version waits to be finalized
+	// (SLIPWAY_DRAFT_TTL).
+	DraftTTL time.Duration
 
 	SessionTTL      time.Duration // SLIPWAY_SESSION_TTL
 	RequestTimeout  time.Duration // SLIPWAY_REQUEST_TIMEOUT
@@ -110,6 +113,7 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 		BootstrapPassword:    r.secret("SLIPWAY_BOOTSTRAP_PASSWORD"),
 		SessionTTL:           r.duration("SLIPWAY_SESSION_TTL", 12*time.Hour),
 		OrphanGrace:          r.duration("SLIPWAY_ORPHAN_GRACE", 24*time.Hour),
+		DraftTTL:             r.duration("SLIPWAY_DRAFT_TTL", 24*time.Hour),
 		RequestTimeout:       r.duration("SLIPWAY_REQUEST_TIMEOUT", 30*time.Second),
 		ShutdownTimeout:      r.duration("SLIPWAY_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MaxJSONBody:          int64(r.integer("SLIPWAY_MAX_JSON_BODY", 1<<20, 1024, 64<<20)),
@@ -162,7 +166,7 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 	}
 
 	for name, d := range map[string]time.Duration{
-		"SLIPWAY_SESSION_TTL": c.SessionTTL, "SLIPWAY_REQUEST_TIMEOUT": c.RequestTimeout, "SLIPWAY_ORPHAN_GRACE": c.OrphanGrace,
+		"SLIPWAY_SESSION_TTL": c.SessionTTL, "SLIPWAY_REQUEST_TIMEOUT": c.RequestTimeout, "SLIPWAY_ORPHAN_GRACE": c.OrphanGrace, "SLIPWAY_DRAFT_TTL": c.DraftTTL,
 		"SLIPWAY_SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "SLIPWAY_DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
 	} {
 		if scope == Tools && name != "SLIPWAY_DB_STATEMENT_TIMEOUT" {
@@ -252,6 +256,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("bootstrap_password", redact(c.BootstrapPassword)),
 		slog.String("session_ttl", c.SessionTTL.String()),
 		slog.String("orphan_grace", c.OrphanGrace.String()),
+		slog.String("draft_ttl", c.DraftTTL.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int64("max_json_body", c.MaxJSONBody),

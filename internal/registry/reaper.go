@@ -41,6 +41,10 @@ func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (ReapSta
 		pending []blob.Info
 		fresh   bool // the prefix has an object younger than grace: an upload in progress
 	)
+	// Expired drafts first: their objects become orphans like any other.
+	if _, err := s.DeleteExpiredDrafts(ctx); err != nil {
+		return st, err
+	}
 	cutoff := time.Now().Add(-grace)
 	flush := func() error {
 		batch, young := pending, fresh

@@ -55,7 +55,10 @@ type Artifact struct {
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
 	ContentType string `json:"content_type"`
-	objectKey   string
+	// Uploaded is false while a draft waits for the file.
+	Uploaded  bool `json:"uploaded"`
+	verified  bool
+	objectKey string
 }
 
 // Version is a numbered version of a model.
@@ -75,6 +78,8 @@ type Version struct {
 	CreatedBy   string          `json:"created_by"`
 	CreatedAt   time.Time       `json:"created_at"`
 	ReadyAt     *time.Time      `json:"ready_at"`
+	// ExpiresAt is when a draft not finalized is deleted.
+	ExpiresAt *time.Time `json:"expires_at"`
 	// ArtifactCount and TotalSize summarise the artifacts.
 	ArtifactCount int   `json:"artifact_count"`
 	TotalSize     int64 `json:"total_size"`
@@ -301,12 +306,13 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 		if err != nil {
 			return fmt.Errorf("record the version: %w", err)
 		}
+		now := time.Now()
 		rows := make([][]any, len(u.artifacts))
 		for i, a := range u.artifacts {
-			rows[i] = []any{id, a.Path, a.Size, a.SHA256, a.ContentType, a.objectKey}
+			rows[i] = []any{id, a.Path, a.Size, a.SHA256, a.ContentType, a.objectKey, now, true}
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"model_artifacts"},
-			[]string{"version_id", "path", "size", "sha256", "content_type", "object_key"}, pgx.CopyFromRows(rows)); err != nil {
+			[]string{"version_id", "path", "size", "sha256", "content_type", "object_key", "uploaded_at", "verified"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("record the artifacts: %w", err)
 		}
 		v, err = getVersion(ctx, tx, u.model.Name, number)
@@ -320,7 +326,7 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 }
 
 const versionColumns = `v.id, m.name, v.version, v.status, v.kind, v.framework, v.flavor, v.description, v.params, v.tags, v.source, v.links,
-	coalesce(u.name, ''), v.created_at, v.ready_at,
+	coalesce(u.name, ''), v.created_at, v.ready_at, v.expires_at,
 	(SELECT count(*) FROM model_artifacts a WHERE a.version_id = v.id),
 	(SELECT coalesce(sum(size), 0) FROM model_artifacts a WHERE a.version_id = v.id)`
 
@@ -329,7 +335,7 @@ const versionFrom = ` FROM model_versions v JOIN models m ON m.id = v.model_id L
 func scanVersion(row pgx.Row) (Version, error) {
 	var v Version
 	err := row.Scan(&v.id, &v.Model, &v.Version, &v.Status, &v.Kind, &v.Framework, &v.Flavor, &v.Description, &v.Params, &v.Tags, &v.Source, &v.Links,
-		&v.CreatedBy, &v.CreatedAt, &v.ReadyAt, &v.ArtifactCount, &v.TotalSize)
+		&v.CreatedBy, &v.CreatedAt, &v.ReadyAt, &v.ExpiresAt, &v.ArtifactCount, &v.TotalSize)
 	return v, err
 }
 
@@ -346,13 +352,15 @@ func getVersion(ctx context.Context, q querier, model string, number int) (Versi
 	if err != nil {
 		return Version{}, fmt.Errorf("get version: %w", err)
 	}
-	rows, err := q.Query(ctx, `SELECT path, size, sha256, content_type, object_key FROM model_artifacts WHERE version_id = $1 ORDER BY path COLLATE "C"`, v.id)
+	rows, err := q.Query(ctx, `
+		SELECT path, size, sha256, content_type, object_key, uploaded_at IS NOT NULL, verified
+		FROM model_artifacts WHERE version_id = $1 ORDER BY path COLLATE "C"`, v.id)
 	if err != nil {
 		return Version{}, fmt.Errorf("get artifacts: %w", err)
 	}
 	v.Artifacts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Artifact, error) {
 		var a Artifact
-		err := r.Scan(&a.Path, &a.Size, &a.SHA256, &a.ContentType, &a.objectKey)
+		err := r.Scan(&a.Path, &a.Size, &a.SHA256, &a.ContentType, &a.objectKey, &a.Uploaded, &a.verified)
 		return a, err
 	})
 	if err != nil {
@@ -404,12 +412,19 @@ func (s *Service) FindArtifact(ctx context.Context, model string, number int, pa
 	if err != nil {
 		return Artifact{}, err
 	}
+	if v.Status != StatusReady {
+		return Artifact{}, fmt.Errorf("model %q version %d is a draft: its artifacts can be read once it is finalized: %w", model, number, errs.ErrConflict)
+	}
+	return findArtifact(v, path)
+}
+
+func findArtifact(v Version, path string) (Artifact, error) {
 	for _, a := range v.Artifacts {
 		if a.Path == path {
 			return a, nil
 		}
 	}
-	return Artifact{}, fmt.Errorf("model %q version %d has no artifact %q: %w", model, number, path, errs.ErrNotFound)
+	return Artifact{}, fmt.Errorf("model %q version %d has no artifact %q: %w", v.Model, v.Version, path, errs.ErrNotFound)
 }
 
 // OpenArtifact opens an artifact for reading, whole (rng nil) or a range.

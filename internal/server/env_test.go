@@ -67,7 +67,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	setup := &envSetup{
 		cfg: &config.Config{
 			Addr: "127.0.0.1:0", MaxJSONBody: 1 << 20, RequestTimeout: 5 * time.Second,
-			SessionTTL: time.Hour, ShutdownTimeout: 5 * time.Second,
+			SessionTTL: time.Hour, ShutdownTimeout: 5 * time.Second, DraftTTL: time.Hour,
 		},
 		pool:  db.Pool,
 		store: store,
@@ -196,6 +196,18 @@ func readBody(t *testing.T, res *http.Response) string {
 }
 
 // testLogger logs into the test's output, shown when it fails or with -v.
+// withMinIO stores artifacts in a fresh bucket of the test MinIO instead
+// of a directory.
+func withMinIO(t *testing.T, s *envSetup) {
+	s3 := testenv.NewS3(t)
+	store, err := blob.NewS3(context.Background(), blob.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey,
+		SecretKey: s3.SecretKey, Region: "us-east-1", CreateBucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.store = store
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -18,6 +18,7 @@ const public auth.Role = ""
 var streamingRoutes = map[string]bool{
 	"POST /api/v1/models/:model/versions":                     true,
 	"GET /api/v1/models/:model/versions/:version/artifacts/*": true,
+	"PUT /api/v1/models/:model/versions/:version/artifacts/*": true,
 	"GET /models/:model/versions/:version/artifacts/*":        true,
 }
 
@@ -61,6 +62,8 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/models/:model/versions", auth.RoleContributor, s.api.RegisterVersion)
 	add("GET", "/api/v1/models/:model/versions/:version", auth.RoleViewer, s.api.GetVersion)
 	add("GET", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
+	add("PUT", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleContributor, s.api.UploadArtifact)
+	add("POST", "/api/v1/models/:model/versions/:version/finalize", auth.RoleContributor, s.api.FinalizeVersion)
 
 	// Browser UI.
 	add("GET", "/login", public, s.ui.LoginForm)

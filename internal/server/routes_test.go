@@ -43,6 +43,8 @@ var routeRoles = map[string]auth.Role{
 	"POST /api/v1/models/:model/versions":                     auth.RoleContributor,
 	"GET /api/v1/models/:model/versions/:version":             auth.RoleViewer,
 	"GET /api/v1/models/:model/versions/:version/artifacts/*": auth.RoleViewer,
+	"PUT /api/v1/models/:model/versions/:version/artifacts/*": auth.RoleContributor,
+	"POST /api/v1/models/:model/versions/:version/finalize":   auth.RoleContributor,
 	"GET /models":                                             auth.RoleViewer,
 	"GET /models/:model":                                      auth.RoleViewer,
 	"POST /models/:model":                                     auth.RoleContributor,

@@ -61,7 +61,7 @@ func New(d Deps) *Server {
 		deps: d,
 		echo: e,
 		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
-		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, MaxJSONBody: d.Config.MaxJSONBody},
+		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
 		cop:  http.NewCrossOriginProtection(),
 	}
 	if d.Config.PublicURL != nil {

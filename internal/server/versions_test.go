@@ -214,8 +214,8 @@ func TestRegisterVersionRefusesBadInput(t *testing.T) {
 	if res := c.Do(apitest.Request{Method: "POST", Path: "/api/v1/models/m/versions", Body: buf.Bytes(), ContentType: mw.FormDataContentType()}); res.Status != 400 {
 		t.Errorf("metadata after a file: %d", res.Status)
 	}
-	if res := c.Send("POST", "/api/v1/models/m/versions", map[string]any{}); res.Status != 415 {
-		t.Errorf("JSON body: %d, want 415", res.Status)
+	if res := c.Do(apitest.Request{Method: "POST", Path: "/api/v1/models/m/versions", Body: "file", ContentType: "text/plain"}); res.Status != 415 {
+		t.Errorf("text/plain body: %d, want 415", res.Status)
 	}
 	// Nothing was half-written: no version, no object.
 	var page struct{ Items []registry.Version }
