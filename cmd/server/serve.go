@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/idempotency"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/static"
@@ -166,7 +167,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 
-	go reapSessions(ctx, authSvc, log)
+	go reapSessions(ctx, authSvc, idempotency.NewStore(pool), log)
 	go reapOrphans(ctx, reg, cfg.OrphanGrace, log)
 
 	errc := make(chan error, 1)
@@ -234,9 +235,10 @@ func reapOrphans(ctx context.Context, reg *registry.Service, grace time.Duration
 	}
 }
 
-// reapSessions deletes expired sessions and old sign-in failures hourly. Several replicas doing it
+// reapSessions deletes expired sessions, old sign-in failures and expired
+// idempotency keys hourly. Several replicas doing it
 // at once is harmless.
-func reapSessions(ctx context.Context, a *auth.Service, log *slog.Logger) {
+func reapSessions(ctx context.Context, a *auth.Service, idem *idempotency.Store, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -251,6 +253,9 @@ func reapSessions(ctx context.Context, a *auth.Service, log *slog.Logger) {
 			}
 			if _, err := a.DeleteOldLoginFailures(ctx); err != nil {
 				log.Warn("deleting old login failures", "error", err)
+			}
+			if _, err := idem.DeleteExpired(ctx); err != nil {
+				log.Warn("deleting expired idempotency keys", "error", err)
 			}
 		}
 	}

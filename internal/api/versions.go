@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/idempotency"
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/registry"
 )
@@ -52,9 +56,22 @@ func (a *API) RegisterVersion(c echo.Context) error {
 			return fmt.Errorf("the metadata part must be application/json: %w", errs.ErrUnsupportedMedia)
 		}
 	}
+	metaBytes, err := io.ReadAll(io.LimitReader(part, a.MaxJSONBody+1))
+	if err != nil {
+		return multipartError(err)
+	}
 	var meta registry.NewVersion
-	if err := decodeJSONReader(part, a.MaxJSONBody, &meta, "metadata"); err != nil {
+	if err := decodeJSONReader(bytes.NewReader(metaBytes), a.MaxJSONBody, &meta, "metadata"); err != nil {
 		return err
+	}
+	// The fingerprint of the request, for Idempotency-Key: the metadata
+	// and each file's path, size and sha256, whatever the multipart
+	// boundaries a client library picks.
+	fp := sha256.New()
+	fp.Write(metaBytes)
+	idem := idempotency.RequestFrom(ctx)
+	if idem != nil && idem.Verify {
+		return fingerprintOnly(mr, fp, idem)
 	}
 	up, err := a.Registry.BeginUpload(ctx, c.Param("model"), meta)
 	if err != nil {
@@ -80,17 +97,47 @@ func (a *API) RegisterVersion(c echo.Context) error {
 			if _, _, err := mime.ParseMediaType(ct); err != nil {
 				ct = ""
 			}
-			if _, err := up.Add(ctx, name, ct, part); err != nil {
+			art, err := up.Add(ctx, name, ct, part)
+			if err != nil {
 				return registry.Version{}, err
 			}
+			fmt.Fprintf(fp, "\x00%s\x00%d\x00%s", art.Path, art.Size, art.SHA256)
 		}
 	}()
 	if err != nil {
 		up.Abort(ctx)
 		return err
 	}
+	if idem != nil {
+		idem.Fingerprint = hex.EncodeToString(fp.Sum(nil))
+	}
 	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/models/%s/versions/%d", v.Model, v.Version))
 	return c.JSON(http.StatusCreated, v)
+}
+
+// fingerprintOnly reads the files of a retried registration without
+// storing them, to compare the retry with the first request.
+func fingerprintOnly(mr *multipart.Reader, fp hash.Hash, idem *idempotency.Request) error {
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			idem.Fingerprint = hex.EncodeToString(fp.Sum(nil))
+			return idempotency.ErrVerified
+		}
+		if err != nil {
+			return multipartError(err)
+		}
+		name, err := partFileName(part)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, part)
+		if err != nil {
+			return multipartError(err)
+		}
+		fmt.Fprintf(fp, "\x00%s\x00%d\x00%s", name, n, hex.EncodeToString(h.Sum(nil)))
+	}
 }
 
 // partFileName reads the filename parameter as sent: mime/multipart's
@@ -264,11 +311,22 @@ type draftResponse struct {
 // then PUT (through Slipway, or to its presigned URL); finalize makes the
 // version ready.
 func (a *API) createDraft(c echo.Context) error {
-	var in registry.NewDraft
-	if err := decodeJSON(c, a.MaxJSONBody, &in); err != nil {
+	ctx := c.Request().Context()
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, a.MaxJSONBody+1))
+	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	if idem := idempotency.RequestFrom(ctx); idem != nil {
+		sum := sha256.Sum256(body)
+		idem.Fingerprint = hex.EncodeToString(sum[:])
+		if idem.Verify {
+			return idempotency.ErrVerified
+		}
+	}
+	var in registry.NewDraft
+	if err := decodeJSONReader(bytes.NewReader(body), a.MaxJSONBody, &in, "body"); err != nil {
+		return err
+	}
 	v, err := a.Registry.CreateDraft(ctx, c.Param("model"), in, a.DraftTTL)
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"net/http"
+	"strings"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway-ml/slipway/internal/auth"
@@ -30,6 +33,10 @@ func (s *Server) routes() {
 	add := func(method, path string, role auth.Role, h echo.HandlerFunc) {
 		if role == public {
 			e.Add(method, path, h)
+			return
+		}
+		if method == http.MethodPost && strings.HasPrefix(path, "/api/") {
+			e.Add(method, path, h, requireRole(role), s.idempotent)
 			return
 		}
 		e.Add(method, path, h, requireRole(role))

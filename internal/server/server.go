@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/idempotency"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 	"github.com/slipway-ml/slipway/web"
@@ -48,6 +49,7 @@ type Server struct {
 	ui   *web.UI
 	api  *api.API
 	cop  *http.CrossOriginProtection
+	idem *idempotency.Store
 }
 
 // New builds the Echo instance with its middleware and routes.
@@ -63,6 +65,7 @@ func New(d Deps) *Server {
 		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
 		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
 		cop:  http.NewCrossOriginProtection(),
+		idem: idempotency.NewStore(d.DB),
 	}
 	if d.Config.PublicURL != nil {
 		if err := s.cop.AddTrustedOrigin(d.Config.PublicURL.Scheme + "://" + d.Config.PublicURL.Host); err != nil {
