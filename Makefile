@@ -59,6 +59,10 @@ test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST
 	echo "go test $(TEST_FLAGS) ./..."; \
 	$(GO) test $(TEST_FLAGS) ./...
 
+.PHONY: bench
+bench: build services ## measure uploads, version reads and deep pages against baselines (prints a table)
+	source $(DEVENV); $(GO) run ./cmd/bench -bin $(BIN)
+
 .PHONY: check
 check: deps ## gofmt, go vet, generated-code drift
 	@out=$$(find . -name '*.go' -not -name '*_templ.go' -not -path './node_modules/*' -not -path './.dev/*' -print0 | xargs -0 gofmt -l); \

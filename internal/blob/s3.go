@@ -43,10 +43,10 @@ type S3Config struct {
 // Put streams with minio-go: an object of known size up to s3PartSize goes
 // in a single PUT without buffering; a larger one, or one of unknown size
 // (PutOptions.Size -1), goes in a multipart upload of s3PartSize parts,
-// uploaded one after the other from one buffer. Memory is therefore bounded
-// per concurrent Put, whatever the object's size: the 16 MiB part buffer
-// plus the client's own few MiB (a 96 MiB upload allocates about 25 MiB in
-// all). An object of unknown size can be up to 10,000 parts (156 GiB). A failed
+// two in flight at a time (two buffers: make bench measured 0.72 of a
+// direct PutObject's throughput with one, 0.96 with two). Memory is
+// therefore bounded per concurrent Put, whatever the object's size: two
+// 16 MiB part buffers plus the client's own few MiB. An object of unknown size can be up to 10,000 parts (156 GiB). A failed
 // multipart upload is aborted; if even the abort fails (the backend went
 // away), the parts stay invisible but use space until the bucket's
 // AbortIncompleteMultipartUpload lifecycle rule removes them.
@@ -194,9 +194,10 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, opts PutOpti
 		}
 	}
 	po := minio.PutObjectOptions{
-		ContentType: opts.ContentType,
-		PartSize:    s3PartSize,
-		NumThreads:  1,
+		ContentType:           opts.ContentType,
+		PartSize:              s3PartSize,
+		NumThreads:            2,
+		ConcurrentStreamParts: true,
 	}
 	if opts.SHA256 != "" {
 		po.UserMetadata = map[string]string{"Sha256": opts.SHA256}
