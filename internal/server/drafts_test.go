@@ -218,3 +218,34 @@ func TestDraftValidationAndExpiry(t *testing.T) {
 		t.Errorf("expiry audit: %+v", audit.Items)
 	}
 }
+
+func TestDraftOnThePages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	createModel(t, c, map[string]any{"name": "m"})
+	c.Send("POST", "/api/v1/models/m/versions", map[string]any{"artifacts": []map[string]any{
+		{"path": "a.bin", "size": 1, "sha256": sha(strings.NewReader("a"))},
+		{"path": "b.bin", "size": 1, "sha256": sha(strings.NewReader("b"))},
+	}})
+	put(t, c, "/api/v1/models/m/versions/1/artifacts/a.bin", strings.NewReader("a"))
+	b := e.browser()
+	b.login(userOf(auth.RoleViewer), testPassword)
+	doc := htmlDoc(t, b.do("GET", "/models/m", nil, nil))
+	if !strings.Contains(doc.Find(`[data-testid=version-1]`).Text(), "draft") {
+		t.Error("the versions table does not mark the draft")
+	}
+	doc = htmlDoc(t, b.do("GET", "/models/m/versions/1", nil, nil))
+	if doc.Find(`[data-testid=version-status]`).Text() != "draft" || doc.Find(`[data-testid=draft-note]`).Length() != 1 {
+		t.Error("the version page does not say it is a draft")
+	}
+	if n := doc.Find(`a[download]`).Length(); n != 0 {
+		t.Errorf("a draft's page offers %d downloads", n)
+	}
+	if got := doc.Find(`[data-testid="artifact-a.bin"]`).Text(); !strings.Contains(got, "uploaded") {
+		t.Errorf("a.bin row: %q", got)
+	}
+	if got := doc.Find(`[data-testid="artifact-b.bin"]`).Text(); !strings.Contains(got, "waiting") {
+		t.Errorf("b.bin row: %q", got)
+	}
+}
