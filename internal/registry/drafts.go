@@ -107,15 +107,9 @@ func (s *Service) CreateDraft(ctx context.Context, model string, in NewDraft, tt
 	actor := audit.ActorFrom(ctx)
 	var v Version
 	err = pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var number int
-		var archived bool
-		if err := tx.QueryRow(ctx, `
-			UPDATE models SET next_version = next_version + 1
-			WHERE id = $1 RETURNING next_version - 1, archived_at IS NOT NULL`, m.ID).Scan(&number, &archived); err != nil {
-			return fmt.Errorf("number the version: %w", err)
-		}
-		if archived {
-			return fmt.Errorf("model %q is archived: unarchive it to register versions: %w", m.Name, errs.ErrConflict)
+		number, err := takeNumber(ctx, tx, m)
+		if err != nil {
+			return err
 		}
 		meta := in.NewVersion
 		var id int64
@@ -136,7 +130,6 @@ func (s *Service) CreateDraft(ctx context.Context, model string, in NewDraft, tt
 			[]string{"version_id", "path", "size", "sha256", "content_type", "object_key"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("record the artifacts: %w", err)
 		}
-		var err error
 		if v, err = getVersion(ctx, tx, m.Name, number); err != nil {
 			return err
 		}

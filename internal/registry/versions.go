@@ -283,16 +283,9 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 	actor := audit.ActorFrom(ctx)
 	var v Version
 	err := pgx.BeginTxFunc(ctx, u.s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var number int
-		var archived bool
-		err := tx.QueryRow(ctx, `
-			UPDATE models SET next_version = next_version + 1
-			WHERE id = $1 RETURNING next_version - 1, archived_at IS NOT NULL`, u.model.ID).Scan(&number, &archived)
+		number, err := takeNumber(ctx, tx, u.model)
 		if err != nil {
-			return fmt.Errorf("number the version: %w", err)
-		}
-		if archived {
-			return fmt.Errorf("model %q was archived during the upload: %w", u.model.Name, errs.ErrConflict)
+			return err
 		}
 		m := u.meta
 		var id int64
@@ -323,6 +316,25 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 			TargetID: fmt.Sprintf("%s/%d", u.model.Name, number), After: v.auditView()})
 	})
 	return v, err
+}
+
+// takeNumber takes the next version number of model m. The UPDATE locks
+// the model row until the transaction ends, so concurrent registrations
+// take consecutive numbers, one after the other, and none fails; a
+// rolled-back transaction gives its number back.
+func takeNumber(ctx context.Context, tx pgx.Tx, m Model) (int, error) {
+	var number int
+	var archived bool
+	err := tx.QueryRow(ctx, `
+		UPDATE models SET next_version = next_version + 1
+		WHERE id = $1 RETURNING next_version - 1, archived_at IS NOT NULL`, m.ID).Scan(&number, &archived)
+	if err != nil {
+		return 0, fmt.Errorf("number the version: %w", err)
+	}
+	if archived {
+		return 0, fmt.Errorf("model %q is archived: unarchive it to register versions: %w", m.Name, errs.ErrConflict)
+	}
+	return number, nil
 }
 
 const versionColumns = `v.id, m.name, v.version, v.status, v.kind, v.framework, v.flavor, v.description, v.params, v.tags, v.source, v.links,
