@@ -2,6 +2,9 @@ package blob
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -446,16 +449,25 @@ func (s *S3Store) AbortStaleUploads(ctx context.Context, prefix string, cutoff t
 }
 
 // PresignPut returns a URL that accepts a PUT of key for ttl, straight to
-// the bucket.
-func (s *S3Store) PresignPut(ctx context.Context, key string, ttl time.Duration) (string, error) {
+// the bucket, and the headers the PUT must carry. The URL is signed with
+// x-amz-checksum-sha256 of sha256Hex: the store refuses any body whose
+// SHA-256 differs, so the URL can never put other bytes under key, not
+// even after the artifact is finalized.
+func (s *S3Store) PresignPut(ctx context.Context, key, sha256Hex string, ttl time.Duration) (string, http.Header, error) {
 	if err := ValidateKey(key); err != nil {
-		return "", opErr("presign", key, err)
+		return "", nil, opErr("presign", key, err)
 	}
-	u, err := s.client.PresignedPutObject(ctx, s.bucket, key, ttl)
+	sum, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(sum) != sha256.Size {
+		return "", nil, opErr("presign", key, errs.Invalid("sha256", "must be a hex SHA-256"))
+	}
+	h := http.Header{}
+	h.Set("X-Amz-Checksum-Sha256", base64.StdEncoding.EncodeToString(sum))
+	u, err := s.client.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil, h)
 	if err != nil {
-		return "", opErr("presign", key, mapS3Err(err))
+		return "", nil, opErr("presign", key, mapS3Err(err))
 	}
-	return u.String(), nil
+	return u.String(), h, nil
 }
 
 // PresignGet returns a URL that serves key for ttl, straight from the bucket.

@@ -23,8 +23,8 @@ import (
 const Retention = 24 * time.Hour
 
 // staleAfter is when a first request that never completed (its process
-// died) no longer blocks retries.
-const staleAfter = time.Hour
+// died) no longer blocks retries; long enough for a large upload.
+const staleAfter = 6 * time.Hour
 
 // Store keeps keys and answers in PostgreSQL, shared by replicas.
 type Store struct{ db *pgxpool.Pool }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -171,7 +172,7 @@ func (s *Service) UploadArtifact(ctx context.Context, model string, number int, 
 	}
 	if _, err := s.store.Put(ctx, a.objectKey, r, blob.PutOptions{ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256}); err != nil {
 		if errors.Is(err, errs.ErrInvalid) {
-			return Artifact{}, fmt.Errorf("artifact %q does not match its declaration (%d bytes, sha256 %s): %v: %w", path, a.Size, a.SHA256, err, errs.ErrUnprocessable)
+			return Artifact{}, fmt.Errorf("artifact %q does not match its declaration (%d bytes, sha256 %s); nothing was kept: %w", path, a.Size, a.SHA256, errs.ErrUnprocessable)
 		}
 		return Artifact{}, fmt.Errorf("artifact %q: %w", path, err)
 	}
@@ -191,23 +192,25 @@ func (s *Service) UploadArtifact(ctx context.Context, model string, number int, 
 
 // Presigner is a store that can hand out short-lived URLs to its objects.
 type Presigner interface {
-	PresignPut(ctx context.Context, key string, ttl time.Duration) (string, error)
+	PresignPut(ctx context.Context, key, sha256Hex string, ttl time.Duration) (string, http.Header, error)
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
 // PresignUpload returns a URL where a client puts a declared artifact of a
-// draft straight into the bucket, or "" when the store has no such URLs
-// (the filesystem store). Finalize then reads the object back to check it.
-func (s *Service) PresignUpload(ctx context.Context, model string, number int, path string, ttl time.Duration) (string, error) {
+// draft straight into the bucket, with the headers the PUT must carry, or
+// "" when the store has no such URLs (the filesystem store). The store
+// itself refuses bytes of another SHA-256; Finalize reads the object back
+// all the same.
+func (s *Service) PresignUpload(ctx context.Context, model string, number int, path string, ttl time.Duration) (string, http.Header, error) {
 	_, a, err := s.draftArtifact(ctx, model, number, path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	p, ok := s.store.(Presigner)
 	if !ok {
-		return "", nil
+		return "", nil, nil
 	}
-	return p.PresignPut(ctx, a.objectKey, ttl)
+	return p.PresignPut(ctx, a.objectKey, a.SHA256, ttl)
 }
 
 // PresignDownload returns a short-lived URL to fetch an artifact of a ready
@@ -235,6 +238,11 @@ func (s *Service) Finalize(ctx context.Context, model string, number int) (Versi
 	}
 	if v.ExpiresAt != nil && time.Now().After(*v.ExpiresAt) {
 		return Version{}, fmt.Errorf("draft %s/%d expired at %s: %w", model, number, v.ExpiresAt.UTC().Format(time.RFC3339), errs.ErrConflict)
+	}
+	if m, err := s.GetModel(ctx, model); err != nil {
+		return Version{}, err
+	} else if m.Archived {
+		return Version{}, fmt.Errorf("model %q is archived: unarchive it to finalize versions: %w", model, errs.ErrConflict)
 	}
 	var problems []string
 	var checked []string

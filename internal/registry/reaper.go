@@ -18,6 +18,7 @@ type ReapStats struct {
 	Scanned int // objects looked at
 	Deleted int // orphans removed
 	Aborted int // unfinished multipart uploads aborted
+	Drafts  int // expired drafts deleted
 }
 
 // staleUploadAborter is a store with multipart uploads that a crash can
@@ -42,7 +43,9 @@ func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (ReapSta
 		fresh   bool // the prefix has an object younger than grace: an upload in progress
 	)
 	// Expired drafts first: their objects become orphans like any other.
-	if _, err := s.DeleteExpiredDrafts(ctx); err != nil {
+	n, err := s.DeleteExpiredDrafts(ctx)
+	st.Drafts = n
+	if err != nil {
 		return st, err
 	}
 	cutoff := time.Now().Add(-grace)
@@ -68,7 +71,7 @@ func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (ReapSta
 		}
 		return nil
 	}
-	err := s.store.List(ctx, "models/", func(o blob.Info) error {
+	err = s.store.List(ctx, "models/", func(o blob.Info) error {
 		st.Scanned++
 		p := path.Dir(o.Key) // models/<model id>/<random>
 		if strings.Count(p, "/") != 2 {

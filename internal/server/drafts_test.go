@@ -107,8 +107,9 @@ func TestDraftThroughSlipway(t *testing.T) {
 	}
 }
 
-// Uploads to presigned URLs go around Slipway; finalize reads them back and
-// refuses one whose bytes are not the declared ones.
+// Uploads to presigned URLs go around Slipway. The URL is signed with the
+// declared SHA-256, so the store itself refuses other bytes, before and
+// after finalize; finalize reads the object back all the same.
 func TestDraftPresignedUploads(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withMinIO)
@@ -117,35 +118,45 @@ func TestDraftPresignedUploads(t *testing.T) {
 	res := c.Send("POST", "/api/v1/models/direct/versions", map[string]any{
 		"artifacts": []map[string]any{{"path": "w.bin", "size": 5, "sha256": sha(strings.NewReader("right"))}},
 	})
-	var d draftAnswer
+	var d struct {
+		Uploads []struct {
+			PresignedURL     string            `json:"presigned_url"`
+			PresignedHeaders map[string]string `json:"presigned_headers"`
+		} `json:"uploads"`
+	}
 	res.Decode(t, &d)
-	if res.Status != 201 || d.Uploads[0].PresignedURL == "" {
+	if res.Status != 201 || d.Uploads[0].PresignedURL == "" || d.Uploads[0].PresignedHeaders["X-Amz-Checksum-Sha256"] == "" {
 		t.Fatalf("draft: %d %s", res.Status, res.Body)
 	}
-	presignedPut := func(body string) {
+	presignedPut := func(body string, withHeaders bool) int {
 		req, _ := http.NewRequest("PUT", d.Uploads[0].PresignedURL, strings.NewReader(body))
+		if withHeaders {
+			for k, v := range d.Uploads[0].PresignedHeaders {
+				req.Header.Set(k, v)
+			}
+		}
 		r, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Body.Close()
-		if r.StatusCode != 200 {
-			t.Fatalf("presigned PUT: %d", r.StatusCode)
-		}
+		return r.StatusCode
 	}
-	presignedPut("wrong") // same size, other bytes
-	res = c.Send("POST", "/api/v1/models/direct/versions/1/finalize", nil)
-	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(string(res.Body), "sha256 of the upload") {
-		t.Fatalf("finalize with wrong bytes: %d %s", res.Status, res.Body)
+	if code := presignedPut("right", false); code == 200 {
+		t.Error("a presigned PUT without its signed headers was accepted")
 	}
-	var v registry.Version
-	c.Get("/api/v1/models/direct/versions/1").Decode(t, &v)
-	if v.Status != "draft" {
-		t.Errorf("after a refused finalize the version is %s, want draft", v.Status)
+	if code := presignedPut("wrong", true); code == 200 {
+		t.Error("a presigned PUT of other bytes (same size) was accepted")
 	}
-	presignedPut("right")
+	if code := presignedPut("right", true); code != 200 {
+		t.Fatalf("presigned PUT: %d", code)
+	}
 	if res := c.Send("POST", "/api/v1/models/direct/versions/1/finalize", nil); res.Status != 200 {
 		t.Fatalf("finalize: %d %s", res.Status, res.Body)
+	}
+	// After finalize the URL still cannot change the bytes.
+	if code := presignedPut("WRONG", true); code == 200 {
+		t.Error("the presigned URL replaced a ready artifact")
 	}
 	// Serving layers may fetch from the bucket.
 	var p struct{ URL string }
@@ -158,6 +169,32 @@ func TestDraftPresignedUploads(t *testing.T) {
 	r.Body.Close()
 	if string(body) != "right" {
 		t.Errorf("presigned download: %d %q", r.StatusCode, body)
+	}
+}
+
+// Should bytes reach the bucket some other way, finalize reads them back
+// and refuses a mismatch; the draft stays a draft.
+func TestFinalizeReadsBackUnverifiedObjects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	createModel(t, c, map[string]any{"name": "m"})
+	c.Send("POST", "/api/v1/models/m/versions", map[string]any{
+		"artifacts": []map[string]any{{"path": "w.bin", "size": 5, "sha256": sha(strings.NewReader("right"))}},
+	})
+	var key string // the draft's only object
+	e.db.Pool.QueryRow(context.Background(), `SELECT object_key FROM model_artifacts`).Scan(&key)
+	if _, err := e.store.Put(context.Background(), key, strings.NewReader("wrong"), blob.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+	res := c.Send("POST", "/api/v1/models/m/versions/1/finalize", nil)
+	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(string(res.Body), "sha256 of the upload") {
+		t.Fatalf("finalize of other bytes: %d %s", res.Status, res.Body)
+	}
+	var v registry.Version
+	c.Get("/api/v1/models/m/versions/1").Decode(t, &v)
+	if v.Status != "draft" {
+		t.Errorf("after a refused finalize the version is %s, want draft", v.Status)
 	}
 }
 

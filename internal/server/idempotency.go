@@ -30,8 +30,9 @@ var secretAnswers = map[string]bool{
 // keptHeaders are the headers of an answer that a replay gives again.
 var keptHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, "ETag", "Cache-Control"}
 
-// maxKeptBody bounds the answer kept per key; API answers are small JSON.
-const maxKeptBody = 1 << 20
+// maxKeptBody bounds the answer kept per key: API answers are JSON, the
+// largest a draft of a thousand artifacts with their upload URLs.
+const maxKeptBody = 8 << 20
 
 // idempotent gives a retried POST (same Idempotency-Key, same request) the
 // first answer, and refuses the key for another request (422). Bodies of
@@ -99,7 +100,11 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // answer now, so that the answer can be kept
 		}
 		status := c.Response().Status
-		if status >= 500 || rec.overflow {
+		// Not kept, so that a retry runs again: Slipway's failures (5xx),
+		// a client that went away (its request may not have finished),
+		// an answer too large to keep, and refused uploads (their
+		// fingerprint covers files the refusal did not read).
+		if status >= 500 || ctx.Err() != nil || rec.overflow || (streaming && status >= 400) {
 			return s.idem.Release(ctx, id.User.ID, key)
 		}
 		if streaming {

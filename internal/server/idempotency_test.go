@@ -109,6 +109,15 @@ func TestIdempotentRegistration(t *testing.T) {
 	if len(page.Items) != 2 {
 		t.Errorf("%d versions after a retried draft, want 2", len(page.Items))
 	}
+	// A refused upload is not kept: its retry runs again (and is refused
+	// the same way), rather than meeting a 422.
+	body, ct := multipartBody(`{}`, file{"w.bin", strings.NewReader("x")})
+	r1 := c.Do(apitest.Request{Method: "POST", Path: "/api/v1/models/nope/versions", Body: body, ContentType: ct, Header: withKey("up-404")})
+	body, ct = multipartBody(`{}`, file{"w.bin", strings.NewReader("x")})
+	r2 := c.Do(apitest.Request{Method: "POST", Path: "/api/v1/models/nope/versions", Body: body, ContentType: ct, Header: withKey("up-404")})
+	if r1.Status != 404 || r2.Status != 404 {
+		t.Errorf("refused upload and its retry: %d / %d, want 404 / 404", r1.Status, r2.Status)
+	}
 	// The same key on another path is refused.
 	if res := c.Do(apitest.Request{Method: "POST", Path: "/api/v1/models", Body: map[string]any{"name": "z"}, Header: withKey("up-1")}); res.Status != http.StatusUnprocessableEntity {
 		t.Errorf("key reused on another path: %d, want 422", res.Status)

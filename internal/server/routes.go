@@ -22,7 +22,9 @@ var streamingRoutes = map[string]bool{
 	"POST /api/v1/models/:model/versions":                     true,
 	"GET /api/v1/models/:model/versions/:version/artifacts/*": true,
 	"PUT /api/v1/models/:model/versions/:version/artifacts/*": true,
-	"GET /models/:model/versions/:version/artifacts/*":        true,
+	// finalize reads back objects put to presigned URLs: GiBs take time
+	"POST /api/v1/models/:model/versions/:version/finalize": true,
+	"GET /models/:model/versions/:version/artifacts/*":      true,
 }
 
 func isStreaming(c echo.Context) bool { return streamingRoutes[c.Request().Method+" "+c.Path()] }
