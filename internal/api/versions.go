@@ -243,6 +243,9 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	}
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
 	c.Response().WriteHeader(status)
+	if c.Request().Method == http.MethodHead {
+		return nil // the headers tell size, type and digest
+	}
 	_, err = io.Copy(c.Response(), rc)
 	return err // after the header: only logged
 }

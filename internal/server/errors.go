@@ -119,7 +119,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	req := c.Request()
-	if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
+	if errors.Is(req.Context().Err(), context.Canceled) {
 		// The client went away; nobody reads the answer.
 		c.Response().WriteHeader(499)
 		return

@@ -19,9 +19,10 @@ const public auth.Role = ""
 // limit, no request deadline, no compression. They bound what they read
 // themselves.
 var streamingRoutes = map[string]bool{
-	"POST /api/v1/models/:model/versions":                     true,
-	"GET /api/v1/models/:model/versions/:version/artifacts/*": true,
-	"PUT /api/v1/models/:model/versions/:version/artifacts/*": true,
+	"POST /api/v1/models/:model/versions":                      true,
+	"GET /api/v1/models/:model/versions/:version/artifacts/*":  true,
+	"HEAD /api/v1/models/:model/versions/:version/artifacts/*": true,
+	"PUT /api/v1/models/:model/versions/:version/artifacts/*":  true,
 	// finalize reads back objects put to presigned URLs: GiBs take time
 	"POST /api/v1/models/:model/versions/:version/finalize": true,
 	"GET /models/:model/versions/:version/artifacts/*":      true,
@@ -71,6 +72,7 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/models/:model/versions", auth.RoleContributor, s.api.RegisterVersion)
 	add("GET", "/api/v1/models/:model/versions/:version", auth.RoleViewer, s.api.GetVersion)
 	add("GET", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
+	add("HEAD", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
 	add("PUT", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleContributor, s.api.UploadArtifact)
 	add("POST", "/api/v1/models/:model/versions/:version/finalize", auth.RoleContributor, s.api.FinalizeVersion)
 

@@ -385,3 +385,15 @@ func TestArtifactPathDecodedOnce(t *testing.T) {
 		t.Errorf("metadata with trailing data: %d, want 400", res.Status)
 	}
 }
+
+func TestArtifactHead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.as(auth.RoleContributor)
+	createModel(t, c, map[string]any{"name": "m"})
+	register(c, "m", `{}`, file{"w.bin", strings.NewReader("twelve bytes")})
+	res := e.as(auth.RoleViewer).Do(apitest.Request{Method: "HEAD", Path: "/api/v1/models/m/versions/1/artifacts/w.bin"})
+	if res.Status != 200 || len(res.Body) != 0 || res.Header.Get("Content-Length") != "12" || res.Header.Get("ETag") != `"`+sha(strings.NewReader("twelve bytes"))+`"` {
+		t.Errorf("HEAD: %d, %d bytes, headers %v", res.Status, len(res.Body), res.Header)
+	}
+}
