@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -213,50 +212,49 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// reapOrphans deletes, every few minutes, the objects that no version
-// references once they are older than grace (a crash between upload and
-// commit leaves such objects). Replicas may run it together.
-func reapOrphans(ctx context.Context, reg *registry.Service, grace time.Duration, log *slog.Logger) {
-	every := min(10*time.Minute, max(grace/2, time.Second))
-	t := time.NewTicker(every)
+// every runs fn every d until ctx ends. Several replicas running the same
+// housekeeping at once is harmless: each job is idempotent.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			st, err := reg.ReapOrphans(ctx, grace)
-			if err != nil {
-				log.Warn("reaping orphan objects", "error", err)
-			} else if st.Deleted > 0 || st.Aborted > 0 {
-				log.Info("reaped orphan objects", "deleted", st.Deleted, "aborted_uploads", st.Aborted, "scanned", st.Scanned)
-			}
+			fn()
 		}
 	}
 }
 
-// reapSessions deletes expired sessions, old sign-in failures and expired
-// idempotency keys hourly. Several replicas doing it
-// at once is harmless.
-func reapSessions(ctx context.Context, a *auth.Service, idem *idempotency.Store, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := a.DeleteExpiredSessions(ctx); err != nil {
-				log.Warn("deleting expired sessions", "error", err)
-			} else if n > 0 {
-				log.Info("deleted expired sessions", "count", strconv.FormatInt(n, 10))
-			}
-			if _, err := a.DeleteOldLoginFailures(ctx); err != nil {
-				log.Warn("deleting old login failures", "error", err)
-			}
-			if _, err := idem.DeleteExpired(ctx); err != nil {
-				log.Warn("deleting expired idempotency keys", "error", err)
-			}
+// reapOrphans deletes expired drafts and, once older than grace, the
+// objects no version references (a crash between upload and commit leaves
+// such objects), every min(10 min, grace/2).
+func reapOrphans(ctx context.Context, reg *registry.Service, grace time.Duration, log *slog.Logger) {
+	every(ctx, min(10*time.Minute, max(grace/2, time.Second)), func() {
+		st, err := reg.ReapOrphans(ctx, grace)
+		if err != nil {
+			log.Warn("reaping orphan objects", "error", err)
+		} else if st.Deleted > 0 || st.Aborted > 0 || st.Drafts > 0 {
+			log.Info("reaped orphan objects", "deleted", st.Deleted, "aborted_uploads", st.Aborted, "expired_drafts", st.Drafts, "scanned", st.Scanned)
 		}
-	}
+	})
+}
+
+// reapSessions deletes expired sessions, old sign-in failures and expired
+// idempotency keys hourly.
+func reapSessions(ctx context.Context, a *auth.Service, idem *idempotency.Store, log *slog.Logger) {
+	every(ctx, time.Hour, func() {
+		if n, err := a.DeleteExpiredSessions(ctx); err != nil {
+			log.Warn("deleting expired sessions", "error", err)
+		} else if n > 0 {
+			log.Info("deleted expired sessions", "count", n)
+		}
+		if _, err := a.DeleteOldLoginFailures(ctx); err != nil {
+			log.Warn("deleting old login failures", "error", err)
+		}
+		if _, err := idem.DeleteExpired(ctx); err != nil {
+			log.Warn("deleting expired idempotency keys", "error", err)
+		}
+	})
 }

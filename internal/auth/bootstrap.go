@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 )
 
@@ -52,7 +53,7 @@ func (s *Service) Bootstrap(ctx context.Context, token, password string) (bool, 
 		u, err := scanUser(tx.QueryRow(ctx, `
 			INSERT INTO users (name, role, password_hash) VALUES ($1, 'admin', $2)
 			RETURNING `+userColumns, BootstrapAdminName, hash))
-		if isUniqueViolation(err) {
+		if database.IsUniqueViolation(err) {
 			return fmt.Errorf("bootstrap: a user named %q exists but is not an admin; create an admin with `slipway users create`: %w", BootstrapAdminName, errs.ErrConflict)
 		}
 		if err != nil {

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
 )
@@ -113,7 +113,7 @@ func (s *Service) CreateUser(ctx context.Context, in NewUser) (User, error) {
 		u, err = scanUser(tx.QueryRow(ctx, `
 			INSERT INTO users (name, role, password_hash) VALUES ($1, $2, $3)
 			RETURNING `+userColumns, in.Name, in.Role, hash))
-		if isUniqueViolation(err) {
+		if database.IsUniqueViolation(err) {
 			return fmt.Errorf("user %q already exists: %w", in.Name, errs.ErrConflict)
 		}
 		if err != nil {
@@ -340,11 +340,6 @@ func (s *Service) Count(ctx context.Context) (Counts, error) {
 		return c, fmt.Errorf("count identities: %w", err)
 	}
 	return c, nil
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // ChangePassword lets a user replace their own password, proving they know

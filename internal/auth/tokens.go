@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
 )
@@ -114,7 +115,7 @@ func (s *Service) insertToken(ctx context.Context, in NewToken, secret string) (
 				RETURNING *)
 			SELECT `+tokenColumns+` FROM t JOIN users u ON u.id = t.user_id`,
 			userID, in.Name, digest(secret), secret[:len(TokenPrefix)+4], in.ExpiresAt))
-		if isUniqueViolation(err) {
+		if database.IsUniqueViolation(err) {
 			return fmt.Errorf("user %q already has a live token named %q: %w", in.UserName, in.Name, errs.ErrConflict)
 		}
 		if err != nil {

@@ -58,6 +58,13 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
+// IsUniqueViolation reports whether err is PostgreSQL refusing a duplicate
+// of a unique key (SQLSTATE 23505).
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
 // Unavailable reports whether err means that PostgreSQL could not be reached
 // or stopped answering in time, as opposed to refusing a statement.
 func Unavailable(err error) bool {

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -102,9 +101,7 @@ func (s *Service) CreateDraft(ctx context.Context, model string, in NewDraft, tt
 	if err != nil {
 		return Version{}, err
 	}
-	b := make([]byte, 16)
-	rand.Read(b)
-	prefix := fmt.Sprintf("models/%d/%s", m.ID, hex.EncodeToString(b))
+	prefix := newStoragePrefix(m)
 	actor := audit.ActorFrom(ctx)
 	var v Version
 	err = pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {

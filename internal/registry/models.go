@@ -15,11 +15,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/blob"
+	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
 )
@@ -167,7 +167,7 @@ func (s *Service) CreateModel(ctx context.Context, in NewModel) (Model, error) {
 				INSERT INTO models (name, description, owner, tags, created_by)
 				VALUES ($1, $2, $3, $4, nullif($5, 0)) RETURNING *)
 			SELECT `+modelColumns+modelFromCTE, in.Name, in.Description, in.Owner, in.Tags, actor.UserID))
-		if isUniqueViolation(err) {
+		if database.IsUniqueViolation(err) {
 			return fmt.Errorf("model %q already exists (names are never reused, archived models keep theirs): %w", in.Name, errs.ErrConflict)
 		}
 		if err != nil {
@@ -340,11 +340,6 @@ func (s *Service) CountModels(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count models: %w", err)
 	}
 	return n, nil
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // unchanged reports whether applying in to m would change nothing.

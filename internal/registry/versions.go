@@ -210,9 +210,15 @@ func (s *Service) BeginUpload(ctx context.Context, modelName string, meta NewVer
 	if m.Archived {
 		return nil, fmt.Errorf("model %q is archived: unarchive it to register versions: %w", m.Name, errs.ErrConflict)
 	}
+	return &Upload{s: s, model: m, meta: meta, prefix: newStoragePrefix(m), paths: map[string]bool{}}, nil
+}
+
+// newStoragePrefix names where a new version's objects go:
+// models/<model id>/<random>. The reaper judges objects by this prefix.
+func newStoragePrefix(m Model) string {
 	b := make([]byte, 16)
 	rand.Read(b)
-	return &Upload{s: s, model: m, meta: meta, prefix: fmt.Sprintf("models/%d/%s", m.ID, hex.EncodeToString(b)), paths: map[string]bool{}}, nil
+	return fmt.Sprintf("models/%d/%s", m.ID, hex.EncodeToString(b))
 }
 
 // Add streams one artifact into the store, computing its size and sha256 on
