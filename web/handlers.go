@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
@@ -51,6 +52,7 @@ type UI struct {
 	Auth     *auth.Service
 	AuditLog *audit.Log
 	Registry *registry.Service
+	Lineage  *lineage.Service
 	Assets   *static.Assets
 	Cookie   SessionCookie
 	Logger   *slog.Logger

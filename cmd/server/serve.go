@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/idempotency"
+	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/static"
@@ -150,7 +151,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	reg := registry.NewService(pool, store)
 	srv := server.New(server.Deps{
 		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: reg,
-		Assets: assets, OpenAPI: doc, Logger: log,
+		Lineage: lineage.NewService(pool, store),
+		Assets:  assets, OpenAPI: doc, Logger: log,
 	})
 
 	httpServer := &http.Server{

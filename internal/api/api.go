@@ -14,6 +14,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/registry"
 )
@@ -23,6 +24,7 @@ type API struct {
 	Auth        *auth.Service
 	AuditLog    *audit.Log
 	Registry    *registry.Service
+	Lineage     *lineage.Service
 	MaxJSONBody int64
 	DraftTTL    time.Duration // how long a draft version waits for finalize
 }

@@ -217,29 +217,45 @@ func (a *API) DownloadArtifact(c echo.Context) error {
 	if c.QueryParam("presigned") == "true" {
 		return a.presignedDownload(c, art)
 	}
+	return serveObject(c, object{size: art.Size, sha256: art.SHA256, contentType: art.ContentType, filename: path.Base(art.Path)},
+		func(rng *blob.Range) (io.ReadCloser, error) { return a.Registry.OpenArtifact(ctx, art, rng) })
+}
+
+// object describes stored bytes being served.
+type object struct {
+	size        int64
+	sha256      string
+	contentType string
+	filename    string
+}
+
+// serveObject streams stored bytes whole, or the single byte range asked
+// for with Range (206; 416 when it starts past the end), with their size,
+// type, digest and a download file name.
+func serveObject(c echo.Context, o object, open func(*blob.Range) (io.ReadCloser, error)) error {
 	h := c.Response().Header()
-	rng, status, err := parseRange(c.Request().Header.Get("Range"), art.Size)
+	rng, status, err := parseRange(c.Request().Header.Get("Range"), o.size)
 	if err != nil {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", art.Size))
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", o.size))
 		return err
 	}
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("ETag", `"`+art.SHA256+`"`)
-	if sum, err := hex.DecodeString(art.SHA256); err == nil && rng == nil {
-		// Over the bytes sent (RFC 9530): the whole artifact only.
+	h.Set("ETag", `"`+o.sha256+`"`)
+	if sum, err := hex.DecodeString(o.sha256); err == nil && rng == nil {
+		// Over the bytes sent (RFC 9530): the whole object only.
 		h.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	}
-	h.Set(echo.HeaderContentType, art.ContentType)
-	h.Set(echo.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Path)}))
-	rc, err := a.Registry.OpenArtifact(ctx, art, rng)
+	h.Set(echo.HeaderContentType, o.contentType)
+	h.Set(echo.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": o.filename}))
+	rc, err := open(rng)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	length := art.Size
+	length := o.size
 	if rng != nil {
 		length = rng.Length
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.Offset, rng.Offset+rng.Length-1, art.Size))
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.Offset, rng.Offset+rng.Length-1, o.size))
 	}
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
 	c.Response().WriteHeader(status)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/validate"
 )
 
 // DeclaredArtifact is an artifact a draft announces before it is uploaded.
@@ -34,13 +34,11 @@ type NewDraft struct {
 	Artifacts []DeclaredArtifact `json:"artifacts"`
 }
 
-var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // Validate checks the metadata and the declared artifacts.
 func (in *NewDraft) Validate() error {
 	var fe errs.FieldErrors
 	if err := in.NewVersion.Validate(); err != nil {
-		fe = append(fe, flatten(err)...)
+		fe = append(fe, validate.Flatten(err)...)
 	}
 	switch {
 	case len(in.Artifacts) == 0:
@@ -67,27 +65,15 @@ func (in *NewDraft) Validate() error {
 		if a.Size < 0 || a.Size > maxArtifactSize {
 			fe.Add(field+".size", "must be between 0 and %d bytes", int64(maxArtifactSize))
 		}
-		if !sha256RE.MatchString(a.SHA256) {
+		if !validate.SHA256(a.SHA256) {
 			fe.Add(field+".sha256", "must be the lower-case hex SHA-256 of the file (64 characters)")
 		}
 		if a.ContentType == "" {
 			in.Artifacts[i].ContentType = blob.DefaultContentType
 		}
-		validText(field+".content_type", a.ContentType, 255, false, &fe)
+		validate.Text(field+".content_type", a.ContentType, 255, false, &fe)
 	}
 	return fe.Err()
-}
-
-func flatten(err error) errs.FieldErrors {
-	var fes errs.FieldErrors
-	var fe *errs.FieldError
-	switch {
-	case errors.As(err, &fes):
-		return fes
-	case errors.As(err, &fe):
-		return errs.FieldErrors{fe}
-	}
-	return nil
 }
 
 // CreateDraft numbers a new version and records it as a draft holding the
@@ -119,6 +105,9 @@ func (s *Service) CreateDraft(ctx context.Context, model string, in NewDraft, tt
 			m.ID, number, meta.Kind, meta.Framework, meta.Flavor, meta.Description, meta.Params, meta.Tags, meta.Source, meta.Links,
 			prefix, actor.UserID, ttl.String()).Scan(&id); err != nil {
 			return fmt.Errorf("record the draft: %w", err)
+		}
+		if err := meta.linkLineage(ctx, tx, id); err != nil {
+			return err
 		}
 		rows := make([][]any, len(in.Artifacts))
 		for i, a := range in.Artifacts {

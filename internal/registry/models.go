@@ -7,12 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,6 +19,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/validate"
 )
 
 // Service is the model registry.
@@ -33,67 +31,14 @@ type Service struct {
 // NewService returns the registry over db, with artifacts in store.
 func NewService(db *pgxpool.Pool, store blob.Store) *Service { return &Service{db: db, store: store} }
 
-// NamePattern is the grammar of model (and dataset) names. Upper case,
-// spaces and look-alike characters are outside it, so two names that look
-// the same are the same name.
-const NamePattern = `^[a-z0-9][a-z0-9._-]{0,127}$`
-
-var nameRE = regexp.MustCompile(NamePattern)
+// NamePattern is the grammar of model (and dataset) names.
+const NamePattern = validate.NamePattern
 
 // ValidateName checks a model name against the grammar.
-func ValidateName(field, name string) error {
-	if !nameRE.MatchString(name) {
-		return errs.Invalid(field, "must match %s: 1 to 128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", NamePattern)
-	}
-	return nil
-}
+func ValidateName(field, name string) error { return validate.Name(field, name) }
 
 // Tags are free key/value labels, e.g. {"team": "search", "task": "ranking"}.
 type Tags map[string]string
-
-var tagKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`)
-
-const (
-	maxTags        = 50
-	maxTagValueLen = 256
-)
-
-// validateTags checks keys, values and their number.
-func validateTags(field string, t Tags, fe *errs.FieldErrors) {
-	if len(t) > maxTags {
-		fe.Add(field, "must hold at most %d tags", maxTags)
-		return
-	}
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := t[k]
-		if !tagKeyRE.MatchString(k) {
-			fe.Add(field+"."+k, "tag keys must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
-		} else if !utf8.ValidString(v) || len(v) > maxTagValueLen || strings.ContainsFunc(v, isControl) {
-			fe.Add(field+"."+k, "tag values must be at most %d bytes of printable UTF-8", maxTagValueLen)
-		}
-	}
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
-
-// validText checks a free text field: UTF-8, bounded, no control characters
-// but newlines and tabs when multiline.
-func validText(field, s string, max int, multiline bool, fe *errs.FieldErrors) {
-	bad := func(r rune) bool {
-		if multiline && (r == '\n' || r == '\r' || r == '\t') {
-			return false
-		}
-		return isControl(r)
-	}
-	if !utf8.ValidString(s) || len(s) > max || strings.ContainsFunc(s, bad) {
-		fe.Add(field, "must be at most %d bytes of printable UTF-8", max)
-	}
-}
 
 // Model is a named model.
 type Model struct {
@@ -149,9 +94,9 @@ func (s *Service) CreateModel(ctx context.Context, in NewModel) (Model, error) {
 	if err := ValidateName("name", in.Name); err != nil {
 		fe = append(fe, err.(*errs.FieldError))
 	}
-	validText("description", in.Description, 10000, true, &fe)
-	validText("owner", in.Owner, 128, false, &fe)
-	validateTags("tags", in.Tags, &fe)
+	validate.Text("description", in.Description, 10000, true, &fe)
+	validate.Text("owner", in.Owner, 128, false, &fe)
+	validate.Tags("tags", in.Tags, &fe)
 	if err := fe.Err(); err != nil {
 		return Model{}, err
 	}
@@ -213,7 +158,7 @@ func (s *Service) ListModels(ctx context.Context, f ModelFilter, p pagination.Pa
 	hasValue := false
 	if f.Tag != "" {
 		tagKey, tagValue, hasValue = strings.Cut(f.Tag, "=")
-		if !tagKeyRE.MatchString(tagKey) {
+		if !validate.TagKey(tagKey) {
 			fe.Add("tag", "must be key or key=value, with a key matching ^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 		}
 	}
@@ -272,16 +217,16 @@ type ModelUpdate struct {
 func (s *Service) UpdateModel(ctx context.Context, name string, ifMatch int64, in ModelUpdate) (Model, error) {
 	var fe errs.FieldErrors
 	if in.Description != nil {
-		validText("description", *in.Description, 10000, true, &fe)
+		validate.Text("description", *in.Description, 10000, true, &fe)
 	}
 	if in.Owner != nil {
-		validText("owner", *in.Owner, 128, false, &fe)
+		validate.Text("owner", *in.Owner, 128, false, &fe)
 	}
 	if in.Tags != nil {
 		if *in.Tags == nil {
 			*in.Tags = Tags{}
 		}
-		validateTags("tags", *in.Tags, &fe)
+		validate.Tags("tags", *in.Tags, &fe)
 	}
 	if in.Description == nil && in.Owner == nil && in.Tags == nil && in.Archived == nil {
 		fe.Add("body", "must set at least one of description, owner, tags, archived")

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -18,7 +16,9 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/validate"
 )
 
 // Kinds of model version.
@@ -102,9 +102,18 @@ type NewVersion struct {
 	Tags        Tags            `json:"tags"`
 	Source      Source          `json:"source"`
 	Links       []Link          `json:"links"`
+	// Lineage shortcut for pipelines that do not report runs: the run
+	// that produced the version and the datasets it was trained on.
+	lineage.ModelLineage
 }
 
-var commitRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+// linkLineage records the version's lineage in its registration's
+// transaction.
+func (in NewVersion) linkLineage(ctx context.Context, tx pgx.Tx, versionID int64) error {
+	s := in.Source
+	return lineage.LinkModelVersion(ctx, tx, versionID,
+		lineage.VersionSource{GitRepo: s.GitRepo, GitCommit: s.GitCommit, GitDirty: s.GitDirty, Image: s.Image}, in.ModelLineage)
+}
 
 const (
 	maxParamsBytes = 64 << 10
@@ -122,9 +131,9 @@ func (in *NewVersion) Validate() error {
 	default:
 		fe.Add("kind", "must be %s or %s", KindModel, KindBatchPredictions)
 	}
-	validText("framework", in.Framework, 64, false, &fe)
-	validText("flavor", in.Flavor, 64, false, &fe)
-	validText("description", in.Description, 10000, true, &fe)
+	validate.Text("framework", in.Framework, 64, false, &fe)
+	validate.Text("flavor", in.Flavor, 64, false, &fe)
+	validate.Text("description", in.Description, 10000, true, &fe)
 	if len(in.Params) == 0 || string(in.Params) == "null" {
 		in.Params = json.RawMessage("{}")
 	} else if len(in.Params) > maxParamsBytes {
@@ -135,15 +144,13 @@ func (in *NewVersion) Validate() error {
 	if in.Tags == nil {
 		in.Tags = Tags{}
 	}
-	validateTags("tags", in.Tags, &fe)
+	validate.Tags("tags", in.Tags, &fe)
 	s := &in.Source
-	validText("source.git_repo", s.GitRepo, 512, false, &fe)
-	if s.GitCommit != "" && !commitRE.MatchString(s.GitCommit) {
-		fe.Add("source.git_commit", "must be a lower-case hex commit id of 7 to 64 characters")
-	}
-	validText("source.orchestrator", s.Orchestrator, 64, false, &fe)
-	validText("source.run_id", s.RunID, 512, false, &fe)
-	validText("source.image", s.Image, 512, false, &fe)
+	validate.Text("source.git_repo", s.GitRepo, 512, false, &fe)
+	validate.Commit("source.git_commit", s.GitCommit, &fe)
+	validate.Text("source.orchestrator", s.Orchestrator, 64, false, &fe)
+	validate.Text("source.run_id", s.RunID, 512, false, &fe)
+	validate.Text("source.image", s.Image, 512, false, &fe)
 	if in.Links == nil {
 		in.Links = []Link{}
 	}
@@ -155,25 +162,15 @@ func (in *NewVersion) Validate() error {
 		if l.Name == "" {
 			fe.Add(field+".name", "is required")
 		}
-		validText(field+".name", l.Name, 100, false, &fe)
-		if err := validateLinkURL(l.URL); err != nil {
+		validate.Text(field+".name", l.Name, 100, false, &fe)
+		if err := validate.LinkURL(l.URL); err != nil {
 			fe.Add(field+".url", "%s", err.Error())
 		}
 	}
+	if err := in.ModelLineage.Validate(); err != nil {
+		fe = append(fe, validate.Flatten(err)...)
+	}
 	return fe.Err()
-}
-
-// validateLinkURL accepts absolute http(s) URLs only: javascript:, data:
-// and the like would run in the browser of whoever clicks the link.
-func validateLinkURL(s string) error {
-	if len(s) > 2048 {
-		return errors.New("must be at most 2048 bytes")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsFunc(s, isControl) {
-		return errors.New("must be an absolute http:// or https:// URL")
-	}
-	return nil
 }
 
 // ValidateArtifactPath checks an artifact path: relative, '/'-separated, no
@@ -304,6 +301,9 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 			u.prefix, actor.UserID).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("record the version: %w", err)
+		}
+		if err := m.linkLineage(ctx, tx, id); err != nil {
+			return err
 		}
 		now := time.Now()
 		rows := make([][]any, len(u.artifacts))

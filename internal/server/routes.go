@@ -25,6 +25,9 @@ var streamingRoutes = map[string]bool{
 	"PUT /api/v1/models/:model/versions/:version/artifacts/*":  true,
 	// finalize reads back objects put to presigned URLs: GiBs take time
 	"POST /api/v1/models/:model/versions/:version/finalize": true,
+	"POST /api/v1/datasets/:dataset/versions":               true,
+	"GET /api/v1/datasets/:dataset/versions/:version/file":  true,
+	"HEAD /api/v1/datasets/:dataset/versions/:version/file": true,
 	"GET /models/:model/versions/:version/artifacts/*":      true,
 }
 
@@ -75,6 +78,23 @@ func (s *Server) routes() {
 	add("HEAD", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
 	add("PUT", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleContributor, s.api.UploadArtifact)
 	add("POST", "/api/v1/models/:model/versions/:version/finalize", auth.RoleContributor, s.api.FinalizeVersion)
+	add("GET", "/api/v1/models/:model/versions/:version/provenance", auth.RoleViewer, s.api.Provenance)
+	add("GET", "/api/v1/datasets", auth.RoleViewer, s.api.ListDatasets)
+	add("POST", "/api/v1/datasets", auth.RoleContributor, s.api.CreateDataset)
+	add("GET", "/api/v1/datasets/:dataset", auth.RoleViewer, s.api.GetDataset)
+	add("GET", "/api/v1/datasets/:dataset/versions", auth.RoleViewer, s.api.ListDatasetVersions)
+	add("POST", "/api/v1/datasets/:dataset/versions", auth.RoleContributor, s.api.CreateDatasetVersion)
+	add("GET", "/api/v1/datasets/:dataset/versions/:version", auth.RoleViewer, s.api.GetDatasetVersion)
+	add("GET", "/api/v1/datasets/:dataset/versions/:version/file", auth.RoleViewer, s.api.DownloadDatasetFile)
+	add("HEAD", "/api/v1/datasets/:dataset/versions/:version/file", auth.RoleViewer, s.api.DownloadDatasetFile)
+	add("GET", "/api/v1/datasets/:dataset/versions/:version/quality", auth.RoleViewer, s.api.ListQualityResults)
+	add("POST", "/api/v1/datasets/:dataset/versions/:version/quality", auth.RoleContributor, s.api.AddQualityResult)
+	add("GET", "/api/v1/datasets/:dataset/versions/:version/quality/:id/raw", auth.RoleViewer, s.api.GetRawQualityResult)
+	add("GET", "/api/v1/datasets/:dataset/versions/:version/impact", auth.RoleViewer, s.api.DatasetImpact)
+	add("GET", "/api/v1/runs", auth.RoleViewer, s.api.ListRuns)
+	add("POST", "/api/v1/runs", auth.RoleContributor, s.api.ReportRun)
+	add("GET", "/api/v1/runs/:id", auth.RoleViewer, s.api.GetRun)
+	add("GET", "/api/v1/lineage", auth.RoleViewer, s.api.LineageGraph)
 
 	// Browser UI.
 	add("GET", "/login", public, s.ui.LoginForm)

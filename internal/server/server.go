@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/idempotency"
+	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 	"github.com/slipway-ml/slipway/web"
@@ -37,6 +38,7 @@ type Deps struct {
 	Auth     *auth.Service
 	AuditLog *audit.Log
 	Registry *registry.Service
+	Lineage  *lineage.Service
 	Assets   *static.Assets
 	OpenAPI  *api.Document
 	Logger   *slog.Logger
@@ -62,8 +64,8 @@ func New(d Deps) *Server {
 	s := &Server{
 		deps: d,
 		echo: e,
-		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
-		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
+		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
+		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
 		cop:  http.NewCrossOriginProtection(),
 		idem: idempotency.NewStore(d.DB),
 	}
