@@ -196,7 +196,9 @@ func (s *Service) Provenance(ctx context.Context, model string, number int) (Pro
 		a, b := p.ModelVersions[i], p.ModelVersions[j]
 		return less(a.Depth, b.Depth, a.Model < b.Model || a.Model == b.Model && a.Version < b.Version)
 	})
-	sort.Slice(p.Commits, func(i, j int) bool { return p.Commits[i].Repo+p.Commits[i].Commit < p.Commits[j].Repo+p.Commits[j].Commit })
+	sort.Slice(p.Commits, func(i, j int) bool {
+		return p.Commits[i].Repo+p.Commits[i].Commit < p.Commits[j].Repo+p.Commits[j].Commit
+	})
 	sort.Slice(p.Images, func(i, j int) bool { return p.Images[i].Image < p.Images[j].Image })
 	return p, nil
 }
