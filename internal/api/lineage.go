@@ -362,3 +362,27 @@ func (a *API) Provenance(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, p)
 }
+
+// IngestOpenLineage takes one OpenLineage RunEvent, as the OpenLineage
+// HTTP transport of dbt, Airflow, Spark and others sends it: 201 when it
+// made a new run, 200 otherwise (a repeated event changes nothing).
+func (a *API) IngestOpenLineage(c echo.Context) error {
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return fmt.Errorf("the body must be application/json: an OpenLineage RunEvent: %w", errs.ErrUnsupportedMedia)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, a.MaxJSONBody))
+	if err != nil {
+		return multipartError(err)
+	}
+	out, err := a.Lineage.IngestOpenLineage(req.Context(), body)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/api/v1/runs/%d", out.RunID))
+	if out.Created {
+		return c.JSON(http.StatusCreated, out)
+	}
+	return c.JSON(http.StatusOK, out)
+}

@@ -3,6 +3,7 @@ package lineage_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,29 @@ func TestCycleEnds(t *testing.T) {
 		Direction: lineage.Both, Depth: lineage.MaxDepth, MaxNodes: 100}))
 	if len(g.Nodes) != 4 || len(g.Edges) != 4 {
 		t.Errorf("cycle: %d nodes %d edges", len(g.Nodes), len(g.Edges))
+	}
+}
+
+func TestOpenLineageSample(t *testing.T) {
+	e := newEnv(t)
+	body, err := os.ReadFile("openlineage/testdata/openlineage-run-complete.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := must[lineage.Ingested](t)(e.lin.IngestOpenLineage(e.ctx, body))
+	if !first.Created || !first.Changed || first.Status != "completed" || len(first.Inputs) != 1 || len(first.Outputs) != 1 {
+		t.Fatalf("first: %+v", first)
+	}
+	again := must[lineage.Ingested](t)(e.lin.IngestOpenLineage(e.ctx, body))
+	if again.Created || again.Changed || again.RunID != first.RunID {
+		t.Fatalf("again: %+v", again)
+	}
+	run := must[lineage.Run](t)(e.lin.GetRun(e.ctx, first.RunID))
+	if run.Parent == nil || run.Parent.ExternalID != "0176a8c2-fd00-7000-8000-000000000001" || run.Name != "analytics.session_events_train" {
+		t.Errorf("run: %+v", run)
+	}
+	out := must[lineage.DatasetVersion](t)(e.lin.GetDatasetVersion(e.ctx, run.Outputs[0].Dataset, run.Outputs[0].Version))
+	if out.Dataset != "analytics.ml.session_events_train" || out.RowCount == nil || *out.RowCount != 1843221 || len(out.Schema) != 2 {
+		t.Errorf("output: %+v", out)
 	}
 }

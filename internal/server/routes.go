@@ -95,6 +95,7 @@ func (s *Server) routes() {
 	add("POST", "/api/v1/runs", auth.RoleContributor, s.api.ReportRun)
 	add("GET", "/api/v1/runs/:id", auth.RoleViewer, s.api.GetRun)
 	add("GET", "/api/v1/lineage", auth.RoleViewer, s.api.LineageGraph)
+	add("POST", "/api/v1/openlineage", auth.RoleContributor, s.api.IngestOpenLineage)
 
 	// Browser UI.
 	add("GET", "/login", public, s.ui.LoginForm)
