@@ -247,7 +247,9 @@ func applyRunEvent(ctx context.Context, tx pgx.Tx, ev openlineage.RunEvent, pare
 	return next, created, changed, nil
 }
 
-func sameTime(a, b *time.Time) bool { return a == nil && b == nil || a != nil && b != nil && a.Equal(*b) }
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
+}
 
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
