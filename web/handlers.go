@@ -525,7 +525,12 @@ func (ui *UI) Version(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return Render(c, http.StatusOK, VersionPage(ui.Page(c, fmt.Sprintf("%s v%d", v.Model, v.Version), "models"), v))
+	d := VersionData{Version: v}
+	ref := lineage.NodeRef{Kind: lineage.KindModelVersion, Name: v.Model, Version: v.Version}
+	if d.Lineage, d.Explore, err = ui.panel(c, ref, lineage.Upstream); err != nil {
+		return err
+	}
+	return Render(c, http.StatusOK, VersionPage(ui.Page(c, fmt.Sprintf("%s v%d", v.Model, v.Version), "models"), d))
 }
 
 // Model shows one model.

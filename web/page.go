@@ -49,9 +49,10 @@ type navItem struct {
 var navItems = []navItem{
 	{Key: "dashboard", Label: "Dashboard", Href: "/", Available: true},
 	{Key: "models", Label: "Models", Href: "/models", Available: true},
-	{Key: "datasets", Label: "Datasets"},
+	{Key: "datasets", Label: "Datasets", Href: "/datasets", Available: true},
+	{Key: "runs", Label: "Runs", Href: "/runs", Available: true},
+	{Key: "lineage", Label: "Lineage", Href: "/lineage", Available: true},
 	{Key: "reviews", Label: "Reviews"},
-	{Key: "lineage", Label: "Lineage"},
 	{Key: "webhooks", Label: "Webhooks"},
 	{Key: "audit", Label: "Audit", Href: "/audit", Available: true, AdminOnly: true},
 	{Key: "settings", Label: "Settings", Href: "/settings/tokens", Available: true},

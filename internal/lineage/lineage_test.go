@@ -171,3 +171,25 @@ func TestOpenLineageSample(t *testing.T) {
 		t.Errorf("output: %+v", out)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	rows := func(n int64) *int64 { return &n }
+	a := lineage.DatasetVersion{Schema: []lineage.Column{{Name: "id", Type: "int"}, {Name: "price", Type: "float"}, {Name: "gone", Type: "text"}},
+		RowCount: rows(100), Statistics: lineage.Statistics{"price": {"mean": 10.0, "max": 99.0, "unit": "EUR"}}}
+	b := lineage.DatasetVersion{Schema: []lineage.Column{{Name: "id", Type: "bigint"}, {Name: "price", Type: "float"}, {Name: "new", Type: "text"}},
+		RowCount: rows(150), Statistics: lineage.Statistics{"price": {"mean": 12.5, "max": 99.0}, "new": {"null_count": 3.0}}}
+	d := lineage.Diff(a, b)
+	if len(d.ColumnsAdded) != 1 || d.ColumnsAdded[0].Name != "new" || len(d.ColumnsRemoved) != 1 || d.ColumnsRemoved[0].Name != "gone" {
+		t.Errorf("columns: +%v -%v", d.ColumnsAdded, d.ColumnsRemoved)
+	}
+	if len(d.ColumnsRetyped) != 1 || d.ColumnsRetyped[0] != (lineage.Retyped{Name: "id", From: "int", To: "bigint"}) {
+		t.Errorf("retyped: %v", d.ColumnsRetyped)
+	}
+	if *d.RowCount.Delta != 50 || *d.RowCount.Ratio != 0.5 {
+		t.Errorf("rows: %+v", d.RowCount)
+	}
+	// new.null_count (one side), price.mean (changed), price.unit (gone); price.max is unchanged
+	if len(d.Statistics) != 3 || d.Statistics[1].Stat != "mean" || *d.Statistics[1].Delta != 2.5 || *d.Statistics[1].Ratio != 0.25 {
+		t.Errorf("stats: %+v", d.Statistics)
+	}
+}

@@ -29,6 +29,7 @@ var streamingRoutes = map[string]bool{
 	"GET /api/v1/datasets/:dataset/versions/:version/file":  true,
 	"HEAD /api/v1/datasets/:dataset/versions/:version/file": true,
 	"GET /models/:model/versions/:version/artifacts/*":      true,
+	"GET /datasets/:dataset/versions/:version/file":         true,
 }
 
 func isStreaming(c echo.Context) bool { return streamingRoutes[c.Request().Method+" "+c.Path()] }
@@ -119,6 +120,14 @@ func (s *Server) routes() {
 	add("GET", "/models/:model", auth.RoleViewer, s.ui.Model)
 	add("POST", "/models/:model", auth.RoleContributor, s.ui.UpdateModel)
 	add("GET", "/models/:model/versions/:version", auth.RoleViewer, s.ui.Version)
+	add("GET", "/datasets", auth.RoleViewer, s.ui.Datasets)
+	add("GET", "/datasets/:dataset", auth.RoleViewer, s.ui.Dataset)
+	add("GET", "/datasets/:dataset/diff", auth.RoleViewer, s.ui.DatasetDiff)
+	add("GET", "/datasets/:dataset/versions/:version", auth.RoleViewer, s.ui.DatasetVersion)
+	add("GET", "/runs", auth.RoleViewer, s.ui.Runs)
+	add("GET", "/runs/:id", auth.RoleViewer, s.ui.Run)
+	add("GET", "/lineage", auth.RoleViewer, s.ui.LineageExplorer)
 	// The same handler as the API's, authorised by the session.
 	add("GET", "/models/:model/versions/:version/artifacts/*", auth.RoleViewer, s.api.DownloadArtifact)
+	add("GET", "/datasets/:dataset/versions/:version/file", auth.RoleViewer, s.api.DownloadDatasetFile)
 }
