@@ -149,9 +149,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	reg := registry.NewService(pool, store)
+	lin := lineage.NewService(pool, store)
 	srv := server.New(server.Deps{
 		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: reg,
-		Lineage: lineage.NewService(pool, store),
+		Lineage: lin,
 		Assets:  assets, OpenAPI: doc, Logger: log,
 	})
 
@@ -169,7 +170,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	go reapSessions(ctx, authSvc, idempotency.NewStore(pool), log)
-	go reapOrphans(ctx, reg, cfg.OrphanGrace, log)
+	go reapOrphans(ctx, reg, lin, cfg.OrphanGrace, log)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -232,13 +233,19 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // reapOrphans deletes expired drafts and, once older than grace, the
 // objects no version references (a crash between upload and commit leaves
 // such objects), every min(10 min, grace/2).
-func reapOrphans(ctx context.Context, reg *registry.Service, grace time.Duration, log *slog.Logger) {
+func reapOrphans(ctx context.Context, reg *registry.Service, lin *lineage.Service, grace time.Duration, log *slog.Logger) {
 	every(ctx, min(10*time.Minute, max(grace/2, time.Second)), func() {
 		st, err := reg.ReapOrphans(ctx, grace)
 		if err != nil {
 			log.Warn("reaping orphan objects", "error", err)
 		} else if st.Deleted > 0 || st.Aborted > 0 || st.Drafts > 0 {
 			log.Info("reaped orphan objects", "deleted", st.Deleted, "aborted_uploads", st.Aborted, "expired_drafts", st.Drafts, "scanned", st.Scanned)
+		}
+		scanned, deleted, err := lin.ReapOrphans(ctx, grace)
+		if err != nil {
+			log.Warn("reaping orphan dataset objects", "error", err)
+		} else if deleted > 0 {
+			log.Info("reaped orphan dataset objects", "deleted", deleted, "scanned", scanned)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package lineage_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -191,5 +192,37 @@ func TestDiff(t *testing.T) {
 	// new.null_count (one side), price.mean (changed), price.unit (gone); price.max is unchanged
 	if len(d.Statistics) != 3 || d.Statistics[1].Stat != "mean" || *d.Statistics[1].Delta != 2.5 || *d.Statistics[1].Ratio != 0.25 {
 		t.Errorf("stats: %+v", d.Statistics)
+	}
+}
+
+func TestReapOrphanDatasetFiles(t *testing.T) {
+	db := testenv.NewDB(t)
+	store, err := blob.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lin := lineage.NewService(db.Pool, store)
+	ctx := context.Background()
+	must[lineage.Dataset](t)(lin.CreateDataset(ctx, lineage.NewDataset{Name: "d"}))
+	v := must[lineage.DatasetVersion](t)(lin.UploadDatasetVersion(ctx, "d", lineage.NewDatasetVersion{}, "d.csv", "text/csv", strings.NewReader("a,b\n1,2\n")))
+	if v.Size == nil || *v.Size != 8 || v.Type != lineage.TypeUpload {
+		t.Fatalf("upload: %+v", v)
+	}
+	// what a crash between the upload and the commit leaves
+	if _, err := store.Put(ctx, "datasets/1/0123456789abcdef0123456789abcdef/data", strings.NewReader("orphan"), blob.PutOptions{Size: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted, err := lin.ReapOrphans(ctx, time.Hour); err != nil || deleted != 0 {
+		t.Fatalf("within the grace: deleted %d, %v", deleted, err)
+	}
+	scanned, deleted, err := lin.ReapOrphans(ctx, -time.Second)
+	if err != nil || scanned != 2 || deleted != 1 {
+		t.Fatalf("after the grace: scanned %d deleted %d, %v", scanned, deleted, err)
+	}
+	rc := must[io.ReadCloser](t)(lin.OpenDatasetFile(ctx, v, nil))
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "a,b\n1,2\n" {
+		t.Errorf("the recorded file is gone or damaged: %q", b)
 	}
 }
