@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -154,7 +153,7 @@ func (s *Service) ListDatasets(ctx context.Context, f DatasetFilter, p paginatio
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+datasetColumns+datasetFrom+`
 		WHERE d.name > $1 AND d.name LIKE $2 ESCAPE '\'
-		ORDER BY d.name LIMIT $3`, after.Name, escapeLike(f.Prefix)+"%", p.Size()+1)
+		ORDER BY d.name LIMIT $3`, after.Name, database.EscapeLike(f.Prefix)+"%", p.Size()+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list datasets: %w", err)
 	}
@@ -173,8 +172,4 @@ func (s *Service) CountDatasets(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count datasets: %w", err)
 	}
 	return n, nil
-}
-
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

@@ -318,17 +318,8 @@ type ModelLineage struct {
 // Validate checks the references.
 func (in ModelLineage) Validate() error {
 	var fe errs.FieldErrors
-	if k := in.Run; k != nil {
-		if (k.ID != 0) == (k.Orchestrator != "" || k.ExternalID != "") || (k.ID == 0 && (k.Orchestrator == "" || k.ExternalID == "")) {
-			fe.Add("run", "must be {\"id\": <run id>} or {\"orchestrator\": …, \"external_id\": …}")
-		}
-		validate64 := func(field, s string, max int) {
-			if len(s) > max {
-				fe.Add(field, "must be at most %d bytes", max)
-			}
-		}
-		validate64("run.orchestrator", k.Orchestrator, 64)
-		validate64("run.external_id", k.ExternalID, 512)
+	if in.Run != nil {
+		in.Run.validate("run", &fe)
 	}
 	if len(in.TrainingData) > maxRunIO {
 		fe.Add("training_data", "must hold at most %d dataset versions", maxRunIO)

@@ -50,6 +50,32 @@ type RunKey struct {
 	ExternalID   string `json:"external_id,omitempty"`
 }
 
+func (k RunKey) validate(field string, fe *errs.FieldErrors) {
+	if (k.ID != 0) == (k.Orchestrator != "" || k.ExternalID != "") || (k.ID == 0 && (k.Orchestrator == "" || k.ExternalID == "")) {
+		fe.Add(field, "must be {\"id\": <run id>} or {\"orchestrator\": …, \"external_id\": …}")
+	}
+	validate.Text(field+".orchestrator", k.Orchestrator, 64, false, fe)
+	validate.Text(field+".external_id", k.ExternalID, 512, false, fe)
+}
+
+// ValidateLinks checks tracker links: at most max, each with a name and an
+// absolute http(s) URL.
+func ValidateLinks(field string, links []Link, max int, fe *errs.FieldErrors) {
+	if len(links) > max {
+		fe.Add(field, "must hold at most %d links", max)
+	}
+	for i, l := range links {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if l.Name == "" {
+			fe.Add(f+".name", "is required")
+		}
+		validate.Text(f+".name", l.Name, 100, false, fe)
+		if err := validate.LinkURL(l.URL); err != nil {
+			fe.Add(f+".url", "%s", err.Error())
+		}
+	}
+}
+
 // IORef is an input or output of a run: a dataset version or a model
 // version.
 type IORef struct {
@@ -175,23 +201,9 @@ func (in *NewRun) Validate() error {
 	} else if !isObject(in.Parameters) {
 		fe.Add("parameters", "must be a JSON object")
 	}
-	if len(in.Links) > maxRunLinks {
-		fe.Add("links", "must hold at most %d links", maxRunLinks)
-	}
-	for i, l := range in.Links {
-		field := fmt.Sprintf("links[%d]", i)
-		if l.Name == "" {
-			fe.Add(field+".name", "is required")
-		}
-		validate.Text(field+".name", l.Name, 100, false, &fe)
-		if err := validate.LinkURL(l.URL); err != nil {
-			fe.Add(field+".url", "%s", err.Error())
-		}
-	}
+	ValidateLinks("links", in.Links, maxRunLinks, &fe)
 	if p := in.Parent; p != nil {
-		if (p.ID != 0) == (p.Orchestrator != "" || p.ExternalID != "") || (p.ID == 0 && (p.Orchestrator == "" || p.ExternalID == "")) {
-			fe.Add("parent", "must be {\"id\": <run id>} or {\"orchestrator\": …, \"external_id\": …}")
-		}
+		p.validate("parent", &fe)
 		if p.Orchestrator == in.Orchestrator && p.ExternalID == in.ExternalID && p.ID == 0 {
 			fe.Add("parent", "a run cannot be its own parent")
 		}

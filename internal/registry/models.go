@@ -179,7 +179,7 @@ func (s *Service) ListModels(ctx context.Context, f ModelFilter, p pagination.Pa
 		  AND ($4::jsonb IS NULL OR m.tags @> $4)
 		  AND ($5 = '' OR m.tags ? $5)
 		ORDER BY m.name LIMIT $6`,
-		after.Name, f.Archived, escapeLike(f.Prefix), nullTags(contains), hasKey, p.Size()+1)
+		after.Name, f.Archived, database.EscapeLike(f.Prefix), nullTags(contains), hasKey, p.Size()+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list models: %w", err)
 	}
@@ -196,11 +196,6 @@ func nullTags(t Tags) any {
 		return nil
 	}
 	return t
-}
-
-// escapeLike makes s match literally in a LIKE pattern.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // ModelUpdate changes a model; nil fields stay as they are.

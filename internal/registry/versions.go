@@ -44,10 +44,7 @@ type Source struct {
 }
 
 // Link points to a tracker (a W&B, MLflow or Comet run): stored, not copied.
-type Link struct {
-	Name string `json:"name"`
-	URL  string `json:"url"`
-}
+type Link = lineage.Link
 
 // Artifact is one file of a version.
 type Artifact struct {
@@ -154,19 +151,7 @@ func (in *NewVersion) Validate() error {
 	if in.Links == nil {
 		in.Links = []Link{}
 	}
-	if len(in.Links) > maxLinks {
-		fe.Add("links", "must hold at most %d links", maxLinks)
-	}
-	for i, l := range in.Links {
-		field := fmt.Sprintf("links[%d]", i)
-		if l.Name == "" {
-			fe.Add(field+".name", "is required")
-		}
-		validate.Text(field+".name", l.Name, 100, false, &fe)
-		if err := validate.LinkURL(l.URL); err != nil {
-			fe.Add(field+".url", "%s", err.Error())
-		}
-	}
+	lineage.ValidateLinks("links", in.Links, maxLinks, &fe)
 	if err := in.ModelLineage.Validate(); err != nil {
 		fe = append(fe, validate.Flatten(err)...)
 	}
