@@ -176,12 +176,19 @@ func (a *API) uploadDatasetVersion(c echo.Context, boundary string) (lineage.Dat
 	}
 	in := lineage.NewDatasetVersion{SHA256: meta.SHA256, Size: meta.Size, Schema: meta.Schema, RowCount: meta.RowCount,
 		Statistics: meta.Statistics, Split: meta.Split, Description: meta.Description, Tags: meta.Tags, ExternalVersion: meta.ExternalVersion}
-	v, err := a.Lineage.UploadDatasetVersion(ctx, c.Param("dataset"), in, name, ct, io.TeeReader(part, fp))
+	onlyOne := func() error {
+		next, err := mr.NextPart()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return multipartError(err)
+		}
+		return errs.Invalid(next.FormName(), "an upload holds one file, in one part named file; nothing was recorded")
+	}
+	v, err := a.Lineage.UploadDatasetVersion(ctx, c.Param("dataset"), in, name, ct, io.TeeReader(part, fp), onlyOne)
 	if err != nil {
 		return v, err
-	}
-	if next, err := mr.NextPart(); err == nil {
-		return v, errs.Invalid(next.FormName(), "an upload holds one file; version %d was recorded with the first", v.Version)
 	}
 	if idem := idempotency.RequestFrom(ctx); idem != nil {
 		idem.Fingerprint = hex.EncodeToString(fp.Sum(nil))

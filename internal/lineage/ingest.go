@@ -214,11 +214,11 @@ func applyRunEvent(ctx context.Context, tx pgx.Tx, ev openlineage.RunEvent, pare
 			next.Git.Commit = sc.Version
 		}
 	}
-	facets, err := mergeFacets(old.Facets, ev.Run.Facets)
+	facets, err := mergeFacets(old.Facets, ev.Run.Facets, latest)
 	if err != nil {
 		return Run{}, false, false, err
 	}
-	jobFacets, err := mergeFacets(old.JobFacets, ev.Job.Facets)
+	jobFacets, err := mergeFacets(old.JobFacets, ev.Job.Facets, latest)
 	if err != nil {
 		return Run{}, false, false, err
 	}
@@ -260,8 +260,10 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// mergeFacets lays the facets of an event over those kept.
-func mergeFacets(kept json.RawMessage, add openlineage.Facets) (json.RawMessage, error) {
+// mergeFacets lays the facets of an event over those kept: all of them when
+// the event is the latest of its run, only new ones when an older event
+// arrives late.
+func mergeFacets(kept json.RawMessage, add openlineage.Facets, latest bool) (json.RawMessage, error) {
 	m := map[string]json.RawMessage{}
 	if len(kept) > 0 {
 		if err := json.Unmarshal(kept, &m); err != nil {
@@ -269,6 +271,9 @@ func mergeFacets(kept json.RawMessage, add openlineage.Facets) (json.RawMessage,
 		}
 	}
 	for k, v := range add {
+		if _, ok := m[k]; ok && !latest {
+			continue
+		}
 		m[k] = v
 	}
 	return json.Marshal(m)

@@ -204,7 +204,7 @@ func TestReapOrphanDatasetFiles(t *testing.T) {
 	lin := lineage.NewService(db.Pool, store)
 	ctx := context.Background()
 	must[lineage.Dataset](t)(lin.CreateDataset(ctx, lineage.NewDataset{Name: "d"}))
-	v := must[lineage.DatasetVersion](t)(lin.UploadDatasetVersion(ctx, "d", lineage.NewDatasetVersion{}, "d.csv", "text/csv", strings.NewReader("a,b\n1,2\n")))
+	v := must[lineage.DatasetVersion](t)(lin.UploadDatasetVersion(ctx, "d", lineage.NewDatasetVersion{}, "d.csv", "text/csv", strings.NewReader("a,b\n1,2\n"), nil))
 	if v.Size == nil || *v.Size != 8 || v.Type != lineage.TypeUpload {
 		t.Fatalf("upload: %+v", v)
 	}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/errs"
 )
 
@@ -366,6 +368,9 @@ func LinkModelVersion(ctx context.Context, tx pgx.Tx, versionID int64, src Versi
 			run, _, _, err = upsertRun(ctx, tx, NewRun{Orchestrator: in.Run.Orchestrator, ExternalID: in.Run.ExternalID,
 				Status: RunCompleted, Git: Git{Repo: src.GitRepo, Commit: src.GitCommit, Dirty: src.GitDirty}, Image: src.Image}, 0)
 			if err != nil {
+				return err
+			}
+			if err := audit.Record(ctx, tx, audit.Entry{Action: "run.create", TargetType: "run", TargetID: strconv.FormatInt(run.ID, 10), After: run.auditView()}); err != nil {
 				return err
 			}
 		case errors.Is(err, errs.ErrNotFound):

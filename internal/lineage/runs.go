@@ -417,7 +417,10 @@ func upsertRun(ctx context.Context, tx pgx.Tx, in NewRun, parentID int64) (run R
 }
 
 func sameRun(a, b Run) bool {
-	eqTime := func(x, y *time.Time) bool { return x == nil && y == nil || x != nil && y != nil && x.Equal(*y) }
+	// PostgreSQL keeps microseconds: a report's nanoseconds are no change
+	eqTime := func(x, y *time.Time) bool {
+		return x == nil && y == nil || x != nil && y != nil && x.Truncate(time.Microsecond).Equal(y.Truncate(time.Microsecond))
+	}
 	eqBool := func(x, y *bool) bool { return x == nil && y == nil || x != nil && y != nil && *x == *y }
 	la, _ := json.Marshal(a.Links)
 	lb, _ := json.Marshal(b.Links)

@@ -440,8 +440,10 @@ const maxUploadSize = 5 << 40
 // UploadDatasetVersion streams r into the object store, hashing it on the
 // way, and records it as a new version of type upload with the metadata of
 // in (its type and reference are set here). Memory does not grow with the
-// size of the file.
-func (s *Service) UploadDatasetVersion(ctx context.Context, dataset string, in NewDatasetVersion, filename, contentType string, r io.Reader) (DatasetVersion, error) {
+// size of the file. confirm, if not nil, runs once the bytes are stored and
+// before the version is recorded: an error from it (the request holds more
+// than was expected) records nothing.
+func (s *Service) UploadDatasetVersion(ctx context.Context, dataset string, in NewDatasetVersion, filename, contentType string, r io.Reader, confirm func() error) (DatasetVersion, error) {
 	in.Type = TypeUpload
 	in.Reference = Reference{Filename: filename}
 	if in.SHA256 != "" && !validate.SHA256(in.SHA256) {
@@ -476,6 +478,12 @@ func (s *Service) UploadDatasetVersion(ctx context.Context, dataset string, in N
 	if in.Size != nil && *in.Size != info.Size {
 		discard()
 		return DatasetVersion{}, errs.Invalid("size", "the file has %d bytes, not %d as declared", info.Size, *in.Size)
+	}
+	if confirm != nil {
+		if err := confirm(); err != nil {
+			discard()
+			return DatasetVersion{}, err
+		}
 	}
 	var v DatasetVersion
 	err = pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
