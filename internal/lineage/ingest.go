@@ -196,7 +196,13 @@ func applyRunEvent(ctx context.Context, tx pgx.Tx, ev openlineage.RunEvent, pare
 	}
 	if ev.Terminal() && next.EndedAt == nil {
 		next.EndedAt = &at
-		if next.StartedAt != nil && next.EndedAt.Before(*next.StartedAt) {
+	}
+	// clocks of producers differ: a start reported after the end is taken
+	// as the end, so the run's times stay in order
+	if next.StartedAt != nil && next.EndedAt != nil && next.StartedAt.After(*next.EndedAt) {
+		if next.EndedAt == old.EndedAt {
+			next.StartedAt = next.EndedAt
+		} else {
 			next.EndedAt = next.StartedAt
 		}
 	}
