@@ -5,7 +5,12 @@
 //     PutObject of the same bytes to the same MinIO, as a throughput ratio,
 //     with Slipway's peak RSS (VmHWM) over the run;
 //   - GET of a version's JSON at concurrency 32: throughput, p50, p99;
-//   - a page deep in a model with 100k versions vs its first page.
+//   - a page deep in a model with 100k versions vs its first page;
+//   - the upstream lineage (depth 10) of model and dataset versions in a
+//     graph of 100k nodes and 300k edges vs the same walk SQL run directly
+//     (lineage.go);
+//   - OpenLineage RunEvents ingested at concurrency 8 vs a plain jsonb
+//     INSERT per event, and a replay that must add no rows (openlineage.go).
 //
 // It starts bin/slipway as a process of its own (so that its memory is its
 // own) on a fresh database and bucket of the local services, and removes
@@ -46,8 +51,20 @@ func main() {
 	versions := flag.Int("versions", 100_000, "versions of the listing benchmark")
 	getFor := flag.Duration("get-for", 5*time.Second, "how long the GET benchmark runs")
 	bin := flag.String("bin", "bin/slipway", "the slipway binary")
+	var lo lineageOptions
+	flag.IntVar(&lo.nodes, "lineage-nodes", 100_000, "nodes of the lineage graph (45% dataset versions, 45% runs, 10% model versions)")
+	flag.IntVar(&lo.edges, "lineage-edges", 300_000, "edges of the lineage graph (approximate: the exact count is printed)")
+	flag.IntVar(&lo.queries, "lineage-queries", 200, "upstream queries of model versions, and again of dataset versions")
+	flag.BoolVar(&lo.explain, "explain", false, "print EXPLAIN (ANALYZE, BUFFERS) of the lineage walk and of the API's edges query for the median and the slowest root")
+	var oo olOptions
+	flag.IntVar(&oo.events, "ol-events", 4000, "OpenLineage events ingested (START and COMPLETE of half as many runs)")
+	flag.IntVar(&oo.replay, "ol-replay", 500, "events sent a second time, which must add no rows")
 	flag.Parse()
-	if err := run(*bin, *size, *versions, *getFor); err != nil {
+	if lo.nodes < 1000 || lo.edges < lo.nodes || lo.queries < 1 || oo.events < 2 || oo.replay < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -lineage-nodes must be at least 1000, -lineage-edges at least as many, -lineage-queries and -ol-replay at least 1 and 0, -ol-events at least 2")
+		os.Exit(2)
+	}
+	if err := run(*bin, *size, *versions, *getFor, lo, oo); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -62,7 +79,7 @@ func need(name string) string {
 	return v
 }
 
-func run(bin string, size int64, nVersions int, getFor time.Duration) error {
+func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineageOptions, oo olOptions) error {
 	ctx := context.Background()
 	adminURL := need("SLIPWAY_TEST_DATABASE_URL")
 	endpoint, ak, sk := need("SLIPWAY_TEST_S3_ENDPOINT"), need("SLIPWAY_TEST_S3_ACCESS_KEY"), need("SLIPWAY_TEST_S3_SECRET_KEY")
@@ -137,6 +154,22 @@ func run(bin string, size int64, nVersions int, getFor time.Duration) error {
 	first := c.median("/api/v1/models/bench/versions?limit=50", 200)
 	deep := c.median("/api/v1/models/bench/versions?limit=50&cursor="+pagination.Encode(map[string]int{"v": 150}), 200)
 
+	// 4. Lineage: upstream walks in a seeded graph, through HTTP vs the
+	// walk's SQL alone.
+	lineageRows, err := benchLineage(ctx, c, dbURL, cmd.Process.Pid, lo)
+	if err != nil {
+		return fmt.Errorf("lineage: %w", err)
+	}
+
+	// 5. OpenLineage ingestion, and a replay that must add nothing.
+	olRows, err := benchOpenLineage(ctx, c, dbURL, cmd.Process.Pid, oo)
+	if err != nil {
+		return fmt.Errorf("openlineage: %w", err)
+	}
+	if hwm2, err := peakRSS(cmd.Process.Pid); err == nil {
+		progress("Slipway peak RSS after every benchmark: %.1f MiB", float64(hwm2)/(1<<20))
+	}
+
 	mib := float64(size) / (1 << 20)
 	fmt.Println()
 	fmt.Println("| benchmark | baseline | Slipway | ratio | goal |")
@@ -148,7 +181,15 @@ func run(bin string, size int64, nVersions int, getFor time.Duration) error {
 		getFor, float64(n)/getFor.Seconds(), pct(lat, 50), pct(lat, 99))
 	fmt.Printf("| list versions (%d), page of 50 | first page p50 %v | deep page p50 %v | %.2f× | within 2× |\n",
 		nVersions, first, deep, float64(deep)/float64(first))
+	for _, r := range append(lineageRows, olRows...) {
+		fmt.Println(r)
+	}
 	return nil
+}
+
+// progress reports a step on stderr, so that the table alone is on stdout.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
 // gen is a fast reproducible byte stream (ChaCha8).
@@ -349,3 +390,51 @@ func randBytes(n int) []byte {
 }
 
 func randHex(n int) string { return hex.EncodeToString(randBytes(n)) }
+
+// cpuUse samples CPU time (in clock ticks of 1/100 s): Slipway's process,
+// the bench's own, and the machine's busy time, so that a phase can say
+// what each used; the rest is PostgreSQL, MinIO and anything else running.
+type cpuUse struct {
+	at                     time.Time
+	slipway, bench, system int64
+}
+
+func sampleCPU(pid int) cpuUse {
+	u := cpuUse{at: time.Now(), slipway: procTicks(fmt.Sprint(pid)), bench: procTicks("self")}
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	for i, v := range f {
+		var n int64
+		fmt.Sscan(v, &n)
+		if i >= 1 && i <= 8 && i != 4 && i != 5 {
+			u.system += n
+		}
+	}
+	return u
+}
+
+// procTicks is the user and system time of a process.
+func procTicks(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, _ := strings.Cut(string(b), ") ") // after the command name
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return ut + st
+}
+
+// since says what each used between u and now.
+func (u cpuUse) since(pid int) string {
+	n := sampleCPU(pid)
+	s := func(t int64) float64 { return float64(t) / 100 }
+	return fmt.Sprintf("%.1fs wall: CPU Slipway %.1fs, bench %.1fs, rest (PostgreSQL, MinIO…) %.1fs",
+		n.at.Sub(u.at).Seconds(), s(n.slipway-u.slipway), s(n.bench-u.bench), s(n.system-u.system-(n.slipway-u.slipway)-(n.bench-u.bench)))
+}

@@ -26,10 +26,11 @@ const OrchestratorOpenLineage = "openlineage"
 
 // Ingested says what an OpenLineage event did.
 type Ingested struct {
-	RunID   int64   `json:"run_id"`
-	Status  string  `json:"status"`
-	Created bool    `json:"created"` // the run is new
-	Changed bool    `json:"changed"` // anything was written; false for a repeated event
+	RunID   int64  `json:"run_id"`
+	Status  string `json:"status"`
+	Created bool   `json:"created"` // the run is new
+	Changed bool   `json:"changed"` // anything was written; false for a repeated event
+	// Inputs and Outputs are the dataset versions this event named.
 	Inputs  []IORef `json:"inputs"`
 	Outputs []IORef `json:"outputs"`
 }
@@ -77,50 +78,79 @@ func (s *Service) IngestOpenLineage(ctx context.Context, body []byte) (Ingested,
 			return err
 		}
 		out.RunID, out.Status, out.Created, out.Changed = run.ID, run.Status, created, changed
+		out.Inputs, out.Outputs = []IORef{}, []IORef{}
 		me := node{KindRun, run.ID}
 		var edges []edge
-		for _, d := range sortedDatasets(ev.Inputs) {
-			dv, made, err := s.inputVersion(ctx, tx, run.ID, d)
+		made := &madeLog{}
+		// inputs and outputs in one order, so that concurrent events take
+		// the locks of dataset rows in one order
+		for _, it := range eventDatasets(ev) {
+			ds, err := s.olDataset(ctx, tx, it.Dataset, made)
 			if err != nil {
 				return err
 			}
-			out.Changed = out.Changed || made
-			edges = append(edges, edge{dv, me})
-		}
-		if ev.EventType == openlineage.Complete {
-			for _, d := range sortedDatasets(ev.Outputs) {
-				dv, made, err := s.outputVersion(ctx, tx, run.ID, d)
+			if it.output {
+				dv, ref, err := outputVersion(ctx, tx, ds, run.ID, it.Dataset, made)
 				if err != nil {
 					return err
 				}
-				out.Changed = out.Changed || made
 				edges = append(edges, edge{me, dv})
+				out.Outputs = append(out.Outputs, ref)
+			} else {
+				dv, ref, err := inputVersion(ctx, tx, ds, run.ID, it.Dataset, made)
+				if err != nil {
+					return err
+				}
+				edges = append(edges, edge{dv, me})
+				out.Inputs = append(out.Inputs, ref)
 			}
 		}
 		added, err := insertEdges(ctx, tx, edges)
 		if err != nil {
 			return err
 		}
-		out.Changed = out.Changed || added > 0
-		if out.Inputs, out.Outputs, err = runIO(ctx, tx, run.ID); err != nil {
-			return err
-		}
+		out.Changed = out.Changed || added > 0 || len(made.datasets)+len(made.versions) > 0
 		if !out.Changed {
 			return nil
 		}
+		// one audit entry per event, naming what it created
 		return audit.Record(ctx, tx, audit.Entry{Action: "openlineage.event", TargetType: "run", TargetID: fmt.Sprint(run.ID),
 			After: map[string]any{"event_type": ev.EventType, "event_time": ev.EventTime, "run_id": ev.Run.RunID,
-				"job": ev.Job.Namespace + "/" + ev.Job.Name, "status": run.Status, "edges_added": added}})
+				"job": ev.Job.Namespace + "/" + ev.Job.Name, "status": run.Status, "edges_added": added,
+				"datasets_created": made.datasets, "dataset_versions_created": made.versions}})
 	})
 	return out, err
 }
 
-// sortedDatasets orders datasets by namespace and name, so concurrent
-// events lock dataset rows in one order.
-func sortedDatasets(ds []openlineage.Dataset) []openlineage.Dataset {
-	out := append([]openlineage.Dataset(nil), ds...)
+// madeLog lists what an event created, for its audit entry.
+type madeLog struct {
+	datasets []string
+	versions []string
+}
+
+type eventDataset struct {
+	openlineage.Dataset
+	output bool
+}
+
+// eventDatasets lists the datasets an event reads, and those it wrote if
+// it completes the run, ordered by namespace and name.
+func eventDatasets(ev openlineage.RunEvent) []eventDataset {
+	var out []eventDataset
+	for _, d := range ev.Inputs {
+		out = append(out, eventDataset{d, false})
+	}
+	if ev.EventType == openlineage.Complete {
+		for _, d := range ev.Outputs {
+			out = append(out, eventDataset{d, true})
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].Namespace+"\x00"+out[i].Name < out[j].Namespace+"\x00"+out[j].Name
+		a, b := out[i], out[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
 	})
 	return out
 }
@@ -129,12 +159,22 @@ func sortedDatasets(ds []openlineage.Dataset) []openlineage.Dataset {
 // it if this is the first word of it (a parent named before it reports).
 func ensureOpenLineageRun(ctx context.Context, tx pgx.Tx, runID, namespace, name string) (int64, error) {
 	var id int64
-	err := tx.QueryRow(ctx, `
-		WITH ins AS (
-			INSERT INTO runs (orchestrator, external_id, name, namespace, status)
-			VALUES ($1, $2, $3, $4, 'running') ON CONFLICT (orchestrator, external_id) DO NOTHING RETURNING id)
-		SELECT id FROM ins UNION ALL SELECT id FROM runs WHERE orchestrator = $1 AND external_id = $2 LIMIT 1`,
+	err := tx.QueryRow(ctx, `SELECT id FROM runs WHERE orchestrator = $1 AND external_id = $2`, OrchestratorOpenLineage, runID).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("find the parent run: %w", err)
+	}
+	// ON CONFLICT waits for a concurrent event inserting the same run, and
+	// then a second statement sees its row
+	err = tx.QueryRow(ctx, `
+		INSERT INTO runs (orchestrator, external_id, name, namespace, status)
+		VALUES ($1, $2, $3, $4, 'running') ON CONFLICT (orchestrator, external_id) DO NOTHING RETURNING id`,
 		OrchestratorOpenLineage, runID, name, namespace).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT id FROM runs WHERE orchestrator = $1 AND external_id = $2`, OrchestratorOpenLineage, runID).Scan(&id)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("record the parent run: %w", err)
 	}
@@ -285,43 +325,40 @@ func mergeFacets(kept json.RawMessage, add openlineage.Facets, latest bool) (jso
 	return json.Marshal(m)
 }
 
-// olDataset finds or creates the dataset an OpenLineage dataset names,
-// locked for the rest of the transaction.
-func (s *Service) olDataset(ctx context.Context, tx pgx.Tx, d openlineage.Dataset) (Dataset, bool, error) {
+// olDataset finds or creates the dataset an OpenLineage dataset names. Its
+// row is not locked: numbering a new version locks it.
+func (s *Service) olDataset(ctx context.Context, tx pgx.Tx, d openlineage.Dataset, made *madeLog) (Dataset, error) {
 	find := func() (Dataset, error) {
 		return scanDataset(tx.QueryRow(ctx, `SELECT `+datasetColumns+datasetFrom+`
-			WHERE d.ol_namespace = $1 AND d.ol_name = $2 FOR UPDATE OF d`, d.Namespace, d.Name))
+			WHERE d.ol_namespace = $1 AND d.ol_name = $2`, d.Namespace, d.Name))
 	}
 	ds, err := find()
 	if err == nil {
-		return ds, false, nil
+		return ds, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Dataset{}, false, fmt.Errorf("find dataset: %w", err)
+		return Dataset{}, fmt.Errorf("find dataset: %w", err)
 	}
 	for _, name := range datasetNames(d.Namespace, d.Name) {
 		var id int64
 		err := tx.QueryRow(ctx, `
 			INSERT INTO datasets (name, description, ol_namespace, ol_name, created_by)
-			VALUES ($1, $2, $3, $4, nullif($5, 0)) ON CONFLICT DO NOTHING RETURNING id`,
-			name, "", d.Namespace, d.Name, audit.ActorFrom(ctx).UserID).Scan(&id)
+			VALUES ($1, '', $2, $3, nullif($4, 0)) ON CONFLICT DO NOTHING RETURNING id`,
+			name, d.Namespace, d.Name, audit.ActorFrom(ctx).UserID).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// the name is taken, or a concurrent event created this dataset
 			if ds, err := find(); err == nil {
-				return ds, false, nil
+				return ds, nil
 			}
 			continue
 		}
 		if err != nil {
-			return Dataset{}, false, fmt.Errorf("create dataset: %w", err)
+			return Dataset{}, fmt.Errorf("create dataset: %w", err)
 		}
-		ds, err := find()
-		if err != nil {
-			return Dataset{}, false, fmt.Errorf("create dataset: %w", err)
-		}
-		return ds, true, audit.Record(ctx, tx, audit.Entry{Action: "dataset.create", TargetType: "dataset", TargetID: ds.Name, After: ds.auditView()})
+		made.datasets = append(made.datasets, name)
+		return Dataset{ID: id, Name: name, Tags: map[string]string{}, OpenLineage: &OpenLineageName{Namespace: d.Namespace, Name: d.Name}}, nil
 	}
-	return Dataset{}, false, fmt.Errorf("no free name for OpenLineage dataset %s %s: %w", d.Namespace, d.Name, errs.ErrConflict)
+	return Dataset{}, fmt.Errorf("no free name for OpenLineage dataset %s %s: %w", d.Namespace, d.Name, errs.ErrConflict)
 }
 
 var unsafeNameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
@@ -415,99 +452,88 @@ func fitSchema(cols []Column) []Column {
 	return out
 }
 
-// inputVersion resolves the version of an input dataset that a run read.
-func (s *Service) inputVersion(ctx context.Context, tx pgx.Tx, runID int64, d openlineage.Dataset) (node, bool, error) {
-	ds, created, err := s.olDataset(ctx, tx, d)
+// newOLVersion records a version an event observed or wrote.
+func newOLVersion(ctx context.Context, tx pgx.Tx, ds Dataset, d openlineage.Dataset, producer int64, external string, made *madeLog) (node, IORef, error) {
+	in, err := olVersionInput(d, producer, external)
 	if err != nil {
-		return node{}, false, err
+		return node{}, IORef{}, err
+	}
+	id, number, err := insertVersionRow(ctx, tx, ds, in, nil)
+	if err != nil {
+		return node{}, IORef{}, err
+	}
+	made.versions = append(made.versions, fmt.Sprintf("%s/%d", ds.Name, number))
+	return node{KindDatasetVersion, id}, IORef{Dataset: ds.Name, Version: number}, nil
+}
+
+// inputVersion resolves the version of an input dataset that a run read:
+// the one its version facet names, else the one this run already read,
+// else the latest, else a first version observed here.
+func inputVersion(ctx context.Context, tx pgx.Tx, ds Dataset, runID int64, d openlineage.Dataset, made *madeLog) (node, IORef, error) {
+	if v := d.Version(); v != "" {
+		return versionByExternal(ctx, tx, ds, d, v, 0, made)
 	}
 	var id int64
-	if v := d.Version(); v != "" {
-		return s.versionByExternal(ctx, tx, ds, d, v, 0, created)
-	}
-	// the version this run already read, else the latest
-	err = tx.QueryRow(ctx, `
-		SELECT coalesce(
-			(SELECT dv.id FROM lineage_edges e JOIN dataset_versions dv ON dv.id = e.src_dataset_version
+	var number int
+	err := tx.QueryRow(ctx, `
+		SELECT id, version FROM (
+			(SELECT dv.id, dv.version, 0 AS pref FROM lineage_edges e JOIN dataset_versions dv ON dv.id = e.src_dataset_version
 			 WHERE e.dst_kind = 'run' AND e.dst_id = $1 AND e.src_kind = 'dataset_version' AND dv.dataset_id = $2
-			 ORDER BY dv.version DESC LIMIT 1),
-			(SELECT id FROM dataset_versions WHERE dataset_id = $2 ORDER BY version DESC LIMIT 1), 0)`, runID, ds.ID).Scan(&id)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return node{}, false, fmt.Errorf("find the input version: %w", err)
+			 ORDER BY dv.version DESC LIMIT 1)
+			UNION ALL
+			(SELECT id, version, 1 FROM dataset_versions WHERE dataset_id = $2 ORDER BY version DESC LIMIT 1)) c
+		ORDER BY pref LIMIT 1`, runID, ds.ID).Scan(&id, &number)
+	if err == nil {
+		return node{KindDatasetVersion, id}, IORef{Dataset: ds.Name, Version: number}, nil
 	}
-	if id != 0 {
-		return node{KindDatasetVersion, id}, created, nil
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return node{}, IORef{}, fmt.Errorf("find the input version: %w", err)
 	}
-	in, err := olVersionInput(d, 0, "")
-	if err != nil {
-		return node{}, false, err
-	}
-	v, err := insertDatasetVersion(ctx, tx, ds, in, nil)
-	if err != nil {
-		return node{}, false, err
-	}
-	return node{KindDatasetVersion, v.id}, true, nil
+	return newOLVersion(ctx, tx, ds, d, 0, "", made)
 }
 
 // outputVersion resolves the version a completed run wrote: one per run
-// and dataset.
-func (s *Service) outputVersion(ctx context.Context, tx pgx.Tx, runID int64, d openlineage.Dataset) (node, bool, error) {
-	ds, created, err := s.olDataset(ctx, tx, d)
-	if err != nil {
-		return node{}, false, err
-	}
+// and dataset (or per version facet).
+func outputVersion(ctx context.Context, tx pgx.Tx, ds Dataset, runID int64, d openlineage.Dataset, made *madeLog) (node, IORef, error) {
 	if v := d.Version(); v != "" {
-		return s.versionByExternal(ctx, tx, ds, d, v, runID, created)
+		return versionByExternal(ctx, tx, ds, d, v, runID, made)
 	}
 	var id int64
-	err = tx.QueryRow(ctx, `SELECT id FROM dataset_versions WHERE dataset_id = $1 AND produced_by = $2`, ds.ID, runID).Scan(&id)
+	var number int
+	err := tx.QueryRow(ctx, `SELECT id, version FROM dataset_versions WHERE dataset_id = $1 AND produced_by = $2`, ds.ID, runID).Scan(&id, &number)
 	if err == nil {
-		return node{KindDatasetVersion, id}, created, nil
+		return node{KindDatasetVersion, id}, IORef{Dataset: ds.Name, Version: number}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return node{}, false, fmt.Errorf("find the output version: %w", err)
+		return node{}, IORef{}, fmt.Errorf("find the output version: %w", err)
 	}
-	in, err := olVersionInput(d, runID, "")
-	if err != nil {
-		return node{}, false, err
-	}
-	v, err := insertDatasetVersion(ctx, tx, ds, in, nil)
-	if err != nil {
-		return node{}, false, err
-	}
-	return node{KindDatasetVersion, v.id}, true, nil
+	return newOLVersion(ctx, tx, ds, d, runID, "", made)
 }
 
-// versionByExternal finds or creates the version the dataset version facet
+// versionByExternal finds or creates the version a dataset version facet
 // names.
-func (s *Service) versionByExternal(ctx context.Context, tx pgx.Tx, ds Dataset, d openlineage.Dataset, external string, producer int64, created bool) (node, bool, error) {
+func versionByExternal(ctx context.Context, tx pgx.Tx, ds Dataset, d openlineage.Dataset, external string, producer int64, made *madeLog) (node, IORef, error) {
 	if len(external) > 512 {
-		return node{}, false, errs.Invalid("version", "dataset version facets of at most 512 bytes are supported")
+		return node{}, IORef{}, errs.Invalid("version", "dataset version facets of at most 512 bytes are supported")
 	}
 	var id int64
-	err := tx.QueryRow(ctx, `SELECT id FROM dataset_versions WHERE dataset_id = $1 AND external_version = $2`, ds.ID, external).Scan(&id)
+	var number int
+	var producedBy *int64
+	err := tx.QueryRow(ctx, `SELECT id, version FROM dataset_versions WHERE dataset_id = $1 AND external_version = $2`, ds.ID, external).Scan(&id, &number)
 	if err == nil {
-		return node{KindDatasetVersion, id}, created, nil
+		return node{KindDatasetVersion, id}, IORef{Dataset: ds.Name, Version: number}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return node{}, false, fmt.Errorf("find the dataset version: %w", err)
+		return node{}, IORef{}, fmt.Errorf("find the dataset version: %w", err)
 	}
-	var exists bool
 	if producer != 0 {
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dataset_versions WHERE dataset_id = $1 AND produced_by = $2)`, ds.ID, producer).Scan(&exists); err != nil {
-			return node{}, false, fmt.Errorf("find the dataset version: %w", err)
-		}
-		if exists {
+		err := tx.QueryRow(ctx, `SELECT produced_by FROM dataset_versions WHERE dataset_id = $1 AND produced_by = $2`, ds.ID, producer).Scan(&producedBy)
+		switch {
+		case err == nil:
 			producer = 0 // a second version written by one run: record it, without the one-per-run key
+		case !errors.Is(err, pgx.ErrNoRows):
+			return node{}, IORef{}, fmt.Errorf("find the dataset version: %w", err)
 		}
 	}
-	in, err := olVersionInput(d, producer, external)
-	if err != nil {
-		return node{}, false, err
-	}
-	v, err := insertDatasetVersion(ctx, tx, ds, in, nil)
-	if err != nil {
-		return node{}, false, err
-	}
-	return node{KindDatasetVersion, v.id}, true, nil
+	return newOLVersion(ctx, tx, ds, d, producer, external, made)
 }

@@ -384,12 +384,26 @@ type upload struct {
 	contentType string
 }
 
-// insertDatasetVersion numbers and records a version of d, whose row the
-// transaction holds locked.
+// insertDatasetVersion numbers and records a version of d, and audits it.
 func insertDatasetVersion(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatasetVersion, up *upload) (DatasetVersion, error) {
-	var number int
+	_, number, err := insertVersionRow(ctx, tx, d, in, up)
+	if err != nil {
+		return DatasetVersion{}, err
+	}
+	v, err := getDatasetVersion(ctx, tx, d.Name, number)
+	if err != nil {
+		return DatasetVersion{}, err
+	}
+	return v, audit.Record(ctx, tx, audit.Entry{Action: "dataset_version.create", TargetType: "dataset_version",
+		TargetID: fmt.Sprintf("%s/%d", d.Name, number), After: v.auditView()})
+}
+
+// insertVersionRow numbers and records a version of d; the UPDATE that
+// takes the number locks the dataset row until the transaction ends, so
+// versions are numbered one after the other.
+func insertVersionRow(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatasetVersion, up *upload) (id int64, number int, err error) {
 	if err := tx.QueryRow(ctx, `UPDATE datasets SET next_version = next_version + 1 WHERE id = $1 RETURNING next_version - 1`, d.ID).Scan(&number); err != nil {
-		return DatasetVersion{}, fmt.Errorf("number the dataset version: %w", err)
+		return 0, 0, fmt.Errorf("number the dataset version: %w", err)
 	}
 	var sha, objectKey, contentType *string
 	size := in.Size
@@ -409,9 +423,8 @@ func insertDatasetVersion(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatas
 	}
 	split, err := json.Marshal(in.Split)
 	if err != nil {
-		return DatasetVersion{}, err
+		return 0, 0, err
 	}
-	var id int64
 	err = tx.QueryRow(ctx, `
 		INSERT INTO dataset_versions (dataset_id, version, source_type, reference, sha256, size, object_key, content_type,
 		                              schema, row_count, statistics, split, description, tags, facets, external_version,
@@ -421,17 +434,12 @@ func insertDatasetVersion(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatas
 		d.ID, number, in.Type, in.Reference, sha, size, objectKey, contentType, in.Schema, in.RowCount, in.Statistics,
 		split, in.Description, in.Tags, facets, ext, in.producedBy, audit.ActorFrom(ctx).UserID).Scan(&id)
 	if database.IsUniqueViolation(err) {
-		return DatasetVersion{}, fmt.Errorf("dataset %q already has a version with external_version %q: %w", d.Name, in.ExternalVersion, errs.ErrConflict)
+		return 0, 0, fmt.Errorf("dataset %q already has a version with external_version %q: %w", d.Name, in.ExternalVersion, errs.ErrConflict)
 	}
 	if err != nil {
-		return DatasetVersion{}, fmt.Errorf("record the dataset version: %w", err)
+		return 0, 0, fmt.Errorf("record the dataset version: %w", err)
 	}
-	v, err := getDatasetVersion(ctx, tx, d.Name, number)
-	if err != nil {
-		return DatasetVersion{}, err
-	}
-	return v, audit.Record(ctx, tx, audit.Entry{Action: "dataset_version.create", TargetType: "dataset_version",
-		TargetID: fmt.Sprintf("%s/%d", d.Name, number), After: v.auditView()})
+	return id, number, nil
 }
 
 // maxUploadSize bounds one uploaded dataset file (S3's own object limit).
