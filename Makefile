@@ -60,7 +60,7 @@ test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: build services ## measure uploads, version reads and deep pages against baselines (prints a table)
+bench: build services ## measure uploads, version reads, deep pages, lineage queries and OpenLineage ingestion against baselines (prints a table)
 	source $(DEVENV); $(GO) run ./cmd/bench -bin $(BIN)
 
 .PHONY: check
