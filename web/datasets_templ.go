@@ -1456,8 +1456,8 @@ func DatasetVersionPage(p Page, d DatasetVersionData) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				for _, col := range sortedStatColumns(v.Statistics) {
-					for _, name := range sortedStatNames(v.Statistics[col]) {
+				for _, col := range sortedKeys(v.Statistics) {
+					for _, name := range sortedKeys(v.Statistics[col]) {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 128, "<tr><td class=\"mono\">")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err

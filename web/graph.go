@@ -114,16 +114,8 @@ func explorerURL(node, direction string, depth int) string {
 
 func f1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 
-func sortedStatColumns(s lineage.Statistics) []string {
-	out := make([]string, 0, len(s))
-	for k := range s {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedStatNames(m map[string]any) []string {
+// sortedKeys lists a map's keys in order, for stable pages.
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -517,9 +517,9 @@ func (ui *UI) modelData(c echo.Context, name string) (ModelData, error) {
 
 // Version shows one version: metadata, source, trackers, artifacts.
 func (ui *UI) Version(c echo.Context) error {
-	n, err := strconv.Atoi(c.Param("version"))
-	if err != nil || n < 1 {
-		return errs.Invalid("version", "must be a version number")
+	n, err := pathVersion(c)
+	if err != nil {
+		return err
 	}
 	v, err := ui.Registry.GetVersion(c.Request().Context(), c.Param("model"), n)
 	if err != nil {

@@ -118,7 +118,7 @@ func (ui *UI) Runs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := RunsData{Orchestrator: c.QueryParam("orchestrator"), Name: c.QueryParam("name"), Status: c.QueryParam("status"), Now: time.Now()}
+	d := RunsData{Orchestrator: c.QueryParam("orchestrator"), Name: c.QueryParam("name"), Status: c.QueryParam("status")}
 	d.Runs, d.NextCursor, err = ui.Lineage.ListRuns(c.Request().Context(), lineage.RunFilter{Orchestrator: d.Orchestrator, Name: d.Name, Status: d.Status}, p)
 	if err != nil {
 		return err

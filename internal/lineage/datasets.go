@@ -164,12 +164,3 @@ func (s *Service) ListDatasets(ctx context.Context, f DatasetFilter, p paginatio
 	ds, next := pagination.Trim(ds, p, func(d Dataset) any { return map[string]string{"n": d.Name} })
 	return ds, next, nil
 }
-
-// CountDatasets counts datasets (for the dashboard).
-func (s *Service) CountDatasets(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM datasets`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count datasets: %w", err)
-	}
-	return n, nil
-}
