@@ -34,6 +34,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,15 +60,43 @@ func main() {
 	var oo olOptions
 	flag.IntVar(&oo.events, "ol-events", 4000, "OpenLineage events ingested (START and COMPLETE of half as many runs)")
 	flag.IntVar(&oo.replay, "ol-replay", 500, "events sent a second time, which must add no rows")
+	flag.IntVar(&olConcurrency, "ol-concurrency", olConcurrency, "clients POSTing OpenLineage events at once (and connections of the baseline)")
+	only := flag.String("only", "", "run only these benchmarks, comma-separated: upload, get, list, lineage, openlineage (default all)")
 	flag.Parse()
+	sel, err := parseOnly(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if lo.nodes < 1000 || lo.edges < lo.nodes || lo.queries < 1 || oo.events < 2 || oo.replay < 0 {
 		fmt.Fprintln(os.Stderr, "bench: -lineage-nodes must be at least 1000, -lineage-edges at least as many, -lineage-queries and -ol-replay at least 1 and 0, -ol-events at least 2")
 		os.Exit(2)
 	}
-	if err := run(*bin, *size, *versions, *getFor, lo, oo); err != nil {
+	if err := run(*bin, *size, *versions, *getFor, lo, oo, sel); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+var benchmarks = []string{"upload", "get", "list", "lineage", "openlineage"}
+
+// parseOnly reads -only: the set of benchmarks to run.
+func parseOnly(only string) (map[string]bool, error) {
+	sel := map[string]bool{}
+	if only == "" {
+		for _, b := range benchmarks {
+			sel[b] = true
+		}
+		return sel, nil
+	}
+	for _, b := range strings.Split(only, ",") {
+		b = strings.TrimSpace(b)
+		if !slices.Contains(benchmarks, b) {
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want some of %s)", b, strings.Join(benchmarks, ", "))
+		}
+		sel[b] = true
+	}
+	return sel, nil
 }
 
 func need(name string) string {
@@ -79,7 +108,7 @@ func need(name string) string {
 	return v
 }
 
-func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineageOptions, oo olOptions) error {
+func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineageOptions, oo olOptions, sel map[string]bool) error {
 	ctx := context.Background()
 	adminURL := need("SLIPWAY_TEST_DATABASE_URL")
 	endpoint, ak, sk := need("SLIPWAY_TEST_S3_ENDPOINT"), need("SLIPWAY_TEST_S3_ACCESS_KEY"), need("SLIPWAY_TEST_S3_SECRET_KEY")
@@ -127,61 +156,82 @@ func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineage
 		return err
 	}
 
+	var rows []string
+	mib := float64(size) / (1 << 20)
+
 	// 1. Upload: direct to MinIO first (the baseline), then through Slipway.
-	start := time.Now()
-	if _, err := mc.PutObject(ctx, bucket, "baseline/blob", io.LimitReader(newGen(1), size), size, minio.PutObjectOptions{}); err != nil {
-		return fmt.Errorf("direct put: %w", err)
-	}
-	direct := time.Since(start)
-	mc.RemoveObject(ctx, bucket, "baseline/blob", minio.RemoveObjectOptions{})
-	start = time.Now()
-	if err := c.upload("/api/v1/models/bench/versions", size, newGen(1)); err != nil {
-		return fmt.Errorf("upload through Slipway: %w", err)
-	}
-	through := time.Since(start)
-	hwm, err := peakRSS(cmd.Process.Pid)
-	if err != nil {
-		return err
+	switch {
+	case sel["upload"]:
+		start := time.Now()
+		if _, err := mc.PutObject(ctx, bucket, "baseline/blob", io.LimitReader(newGen(1), size), size, minio.PutObjectOptions{}); err != nil {
+			return fmt.Errorf("direct put: %w", err)
+		}
+		direct := time.Since(start)
+		mc.RemoveObject(ctx, bucket, "baseline/blob", minio.RemoveObjectOptions{})
+		start = time.Now()
+		if err := c.upload("/api/v1/models/bench/versions", size, newGen(1)); err != nil {
+			return fmt.Errorf("upload through Slipway: %w", err)
+		}
+		through := time.Since(start)
+		hwm, err := peakRSS(cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		rows = append(rows,
+			fmt.Sprintf("| upload %.0f MiB | direct PutObject %.1f MiB/s | %.1f MiB/s | %.2f of direct | ≥ 0.9 |",
+				mib, mib/direct.Seconds(), mib/through.Seconds(), direct.Seconds()/through.Seconds()),
+			fmt.Sprintf("| Slipway peak RSS (VmHWM, after the upload) | | %.1f MiB | | < 100 MiB |", float64(hwm)/(1<<20)))
+	case sel["get"]:
+		// the GET benchmark reads version 1: a small one will do
+		if err := c.upload("/api/v1/models/bench/versions", 1024, newGen(1)); err != nil {
+			return fmt.Errorf("upload through Slipway: %w", err)
+		}
 	}
 
 	// 2. GET of the version's JSON at concurrency 32.
-	lat, n := c.hammer("/api/v1/models/bench/versions/1", 32, getFor)
+	if sel["get"] {
+		lat, n := c.hammer("/api/v1/models/bench/versions/1", 32, getFor)
+		rows = append(rows, fmt.Sprintf("| GET version JSON, concurrency 32, %v | | %.0f req/s, p50 %v, p99 %v | | |",
+			getFor, float64(n)/getFor.Seconds(), pct(lat, 50), pct(lat, 99)))
+	}
 
 	// 3. Listing: 100k versions, first page vs a deep page.
-	if err := seedVersions(ctx, dbURL, nVersions); err != nil {
-		return err
+	if sel["list"] {
+		if err := seedVersions(ctx, dbURL, nVersions); err != nil {
+			return err
+		}
+		first := c.median("/api/v1/models/bench/versions?limit=50", 200)
+		deep := c.median("/api/v1/models/bench/versions?limit=50&cursor="+pagination.Encode(map[string]int{"v": 150}), 200)
+		rows = append(rows, fmt.Sprintf("| list versions (%d), page of 50 | first page p50 %v | deep page p50 %v | %.2f× | within 2× |",
+			nVersions, first, deep, float64(deep)/float64(first)))
 	}
-	first := c.median("/api/v1/models/bench/versions?limit=50", 200)
-	deep := c.median("/api/v1/models/bench/versions?limit=50&cursor="+pagination.Encode(map[string]int{"v": 150}), 200)
 
 	// 4. Lineage: upstream walks in a seeded graph, through HTTP vs the
 	// walk's SQL alone.
-	lineageRows, err := benchLineage(ctx, c, dbURL, cmd.Process.Pid, lo)
-	if err != nil {
-		return fmt.Errorf("lineage: %w", err)
+	if sel["lineage"] {
+		r, err := benchLineage(ctx, c, dbURL, cmd.Process.Pid, lo)
+		if err != nil {
+			return fmt.Errorf("lineage: %w", err)
+		}
+		rows = append(rows, r...)
 	}
 
 	// 5. OpenLineage ingestion, and a replay that must add nothing.
-	olRows, err := benchOpenLineage(ctx, c, dbURL, cmd.Process.Pid, oo)
-	if err != nil {
-		return fmt.Errorf("openlineage: %w", err)
+	if sel["openlineage"] {
+		r, err := benchOpenLineage(ctx, c, dbURL, cmd.Process.Pid, oo)
+		if err != nil {
+			return fmt.Errorf("openlineage: %w", err)
+		}
+		rows = append(rows, r...)
 	}
-	if hwm2, err := peakRSS(cmd.Process.Pid); err == nil {
-		progress("Slipway peak RSS after every benchmark: %.1f MiB", float64(hwm2)/(1<<20))
+	if hwm, err := peakRSS(cmd.Process.Pid); err == nil {
+		progress("Slipway peak RSS after every benchmark: %.1f MiB", float64(hwm)/(1<<20))
 	}
 
-	mib := float64(size) / (1 << 20)
 	fmt.Println()
 	fmt.Println("| benchmark | baseline | Slipway | ratio | goal |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| upload %.0f MiB | direct PutObject %.1f MiB/s | %.1f MiB/s | %.2f of direct | ≥ 0.9 |\n",
-		mib, mib/direct.Seconds(), mib/through.Seconds(), direct.Seconds()/through.Seconds())
-	fmt.Printf("| Slipway peak RSS (VmHWM, whole run) | | %.1f MiB | | < 100 MiB |\n", float64(hwm)/(1<<20))
-	fmt.Printf("| GET version JSON, concurrency 32, %v | | %.0f req/s, p50 %v, p99 %v | | |\n",
-		getFor, float64(n)/getFor.Seconds(), pct(lat, 50), pct(lat, 99))
-	fmt.Printf("| list versions (%d), page of 50 | first page p50 %v | deep page p50 %v | %.2f× | within 2× |\n",
-		nVersions, first, deep, float64(deep)/float64(first))
-	for _, r := range append(lineageRows, olRows...) {
+	for _, r := range rows {
 		fmt.Println(r)
 	}
 	return nil

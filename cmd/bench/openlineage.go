@@ -24,7 +24,7 @@ type olOptions struct {
 	events, replay int
 }
 
-const olConcurrency = 8
+var olConcurrency = 8
 
 // genOLEvents makes n distinct RunEvents: START and COMPLETE of n/2 runs
 // of 300 jobs (Airflow tasks of 20 DAGs, each run with its DAG run as

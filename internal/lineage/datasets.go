@@ -43,16 +43,31 @@ const datasetColumns = `d.id, d.name, d.description, d.owner, d.tags, d.ol_names
 const datasetFrom = ` FROM datasets d LEFT JOIN users u ON u.id = d.created_by `
 
 func scanDataset(row pgx.Row) (Dataset, error) {
-	var d Dataset
-	var ns, name *string
-	err := row.Scan(&d.ID, &d.Name, &d.Description, &d.Owner, &d.Tags, &ns, &name, &d.VersionCount, &d.LatestVersion, &d.CreatedBy, &d.CreatedAt)
-	if ns != nil && name != nil {
-		d.OpenLineage = &OpenLineageName{Namespace: *ns, Name: *name}
+	var ds datasetScan
+	err := row.Scan(ds.dest()...)
+	return ds.dataset(), err
+}
+
+// datasetScan receives the columns of datasetColumns.
+type datasetScan struct {
+	d        Dataset
+	ns, name *string
+}
+
+func (s *datasetScan) dest() []any {
+	d := &s.d
+	return []any{&d.ID, &d.Name, &d.Description, &d.Owner, &d.Tags, &s.ns, &s.name, &d.VersionCount, &d.LatestVersion, &d.CreatedBy, &d.CreatedAt}
+}
+
+func (s *datasetScan) dataset() Dataset {
+	d := s.d
+	if s.ns != nil && s.name != nil {
+		d.OpenLineage = &OpenLineageName{Namespace: *s.ns, Name: *s.name}
 	}
 	if d.Tags == nil {
 		d.Tags = map[string]string{}
 	}
-	return d, err
+	return d
 }
 
 func (d Dataset) auditView() map[string]any {

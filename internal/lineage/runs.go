@@ -576,18 +576,24 @@ func insertEdges(ctx context.Context, tx pgx.Tx, edges []edge) (int64, error) {
 	if len(edges) == 0 {
 		return 0, nil
 	}
-	sk, si, dk, di := make([]string, len(edges)), make([]int64, len(edges)), make([]string, len(edges)), make([]int64, len(edges))
-	for i, e := range edges {
-		sk[i], si[i], dk[i], di[i] = e.From.Kind, e.From.ID, e.To.Kind, e.To.ID
-	}
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO lineage_edges (src_dataset_version, src_run, src_model_version, dst_dataset_version, dst_run, dst_model_version)
-		SELECT CASE WHEN sk = 'dataset_version' THEN si END, CASE WHEN sk = 'run' THEN si END, CASE WHEN sk = 'model_version' THEN si END,
-		       CASE WHEN dk = 'dataset_version' THEN di END, CASE WHEN dk = 'run' THEN di END, CASE WHEN dk = 'model_version' THEN di END
-		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS t(sk, si, dk, di)
-		ON CONFLICT DO NOTHING`, sk, si, dk, di)
+	sql, args := edgesInsert(edges)
+	tag, err := tx.Exec(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("record lineage: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// edgesInsert is the statement of insertEdges.
+func edgesInsert(edges []edge) (string, []any) {
+	sk, si, dk, di := make([]string, len(edges)), make([]int64, len(edges)), make([]string, len(edges)), make([]int64, len(edges))
+	for i, e := range edges {
+		sk[i], si[i], dk[i], di[i] = e.From.Kind, e.From.ID, e.To.Kind, e.To.ID
+	}
+	return `
+		INSERT INTO lineage_edges (src_dataset_version, src_run, src_model_version, dst_dataset_version, dst_run, dst_model_version)
+		SELECT CASE WHEN sk = 'dataset_version' THEN si END, CASE WHEN sk = 'run' THEN si END, CASE WHEN sk = 'model_version' THEN si END,
+		       CASE WHEN dk = 'dataset_version' THEN di END, CASE WHEN dk = 'run' THEN di END, CASE WHEN dk = 'model_version' THEN di END
+		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS t(sk, si, dk, di)
+		ON CONFLICT DO NOTHING`, []any{sk, si, dk, di}
 }

@@ -401,10 +401,7 @@ func insertDatasetVersion(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatas
 // insertVersionRow numbers and records a version of d; the UPDATE that
 // takes the number locks the dataset row until the transaction ends, so
 // versions are numbered one after the other.
-func insertVersionRow(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatasetVersion, up *upload) (id int64, number int, err error) {
-	if err := tx.QueryRow(ctx, `UPDATE datasets SET next_version = next_version + 1 WHERE id = $1 RETURNING next_version - 1`, d.ID).Scan(&number); err != nil {
-		return 0, 0, fmt.Errorf("number the dataset version: %w", err)
-	}
+func insertVersionRow(ctx context.Context, tx database.Querier, d Dataset, in NewDatasetVersion, up *upload) (id int64, number int, err error) {
 	var sha, objectKey, contentType *string
 	size := in.Size
 	if in.SHA256 != "" {
@@ -425,14 +422,17 @@ func insertVersionRow(ctx context.Context, tx pgx.Tx, d Dataset, in NewDatasetVe
 	if err != nil {
 		return 0, 0, err
 	}
+	// the number comes from the dataset row, which the statement locks
+	// until the transaction ends: versions are numbered without gaps
 	err = tx.QueryRow(ctx, `
+		WITH n AS (UPDATE datasets SET next_version = next_version + 1 WHERE id = $1 RETURNING next_version - 1 AS version)
 		INSERT INTO dataset_versions (dataset_id, version, source_type, reference, sha256, size, object_key, content_type,
 		                              schema, row_count, statistics, split, description, tags, facets, external_version,
 		                              produced_by, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, nullif($17, 0), nullif($18, 0))
-		RETURNING id`,
-		d.ID, number, in.Type, in.Reference, sha, size, objectKey, contentType, in.Schema, in.RowCount, in.Statistics,
-		split, in.Description, in.Tags, facets, ext, in.producedBy, audit.ActorFrom(ctx).UserID).Scan(&id)
+		VALUES ($1, (SELECT version FROM n), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nullif($16, 0), nullif($17, 0))
+		RETURNING id, version`,
+		d.ID, in.Type, in.Reference, sha, size, objectKey, contentType, in.Schema, in.RowCount, in.Statistics,
+		split, in.Description, in.Tags, facets, ext, in.producedBy, audit.ActorFrom(ctx).UserID).Scan(&id, &number)
 	if database.IsUniqueViolation(err) {
 		return 0, 0, fmt.Errorf("dataset %q already has a version with external_version %q: %w", d.Name, in.ExternalVersion, errs.ErrConflict)
 	}

@@ -142,8 +142,13 @@ func compress() echo.MiddlewareFunc {
 	return middleware.GzipWithConfig(middleware.GzipConfig{
 		Level:     5,
 		MinLength: 1024,
-		// Already compressed, or cheaper to send as is.
-		Skipper: func(c echo.Context) bool { return c.Request().Header.Get("Range") != "" || isStreaming(c) },
+		// Already compressed, or cheaper to send as is. Answers to writes
+		// are small, and a gzip writer costs its reset whether it is used
+		// or not: only reads are compressed.
+		Skipper: func(c echo.Context) bool {
+			r := c.Request()
+			return r.Method != http.MethodGet || r.Header.Get("Range") != "" || isStreaming(c)
+		},
 	})
 }
 

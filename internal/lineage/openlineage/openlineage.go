@@ -200,18 +200,19 @@ func parseBody(body []byte) (map[string]json.RawMessage, error) {
 	if i := invalidUTF8At(body); i >= 0 {
 		return nil, errs.Invalid("body", "must be UTF-8 text (an invalid byte sequence starts at byte %d)", i)
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, errs.Invalid("body", "is not valid JSON: %s (at byte %d); it must be a JSON object, an OpenLineage RunEvent", se.Error(), se.Offset)
 		}
+		return nil, errs.Invalid("body", "is not valid JSON; it must be a JSON object, an OpenLineage RunEvent")
+	}
+	if k != '{' {
 		return nil, errs.Invalid("body", "%s (got %s)", wantRunEvent, kindName(k))
 	}
-	if top == nil { // null
-		return nil, errs.Invalid("body", "%s (got null)", wantRunEvent)
-	}
-	return top, nil
+	return splitObject(body), nil
 }
 
 // checkEventKind rejects the other OpenLineage events: a DatasetEvent has a
@@ -244,8 +245,8 @@ func schemaDef(top map[string]json.RawMessage) string {
 	if !ok || kind(raw) != '"' {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return ""
 	}
 	_, frag, ok := strings.Cut(s, "#")
@@ -333,12 +334,11 @@ func (c *collector) str(raw json.RawMessage, field string) (string, bool) {
 		c.add(field, "must be a JSON string (got %s)", kindName(k))
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		c.add(field, "must be a JSON string")
-		return "", false
 	}
-	return s, true
+	return s, ok
 }
 
 // obj reads a JSON object into its keys.
@@ -347,12 +347,7 @@ func (c *collector) obj(raw json.RawMessage, field string) (map[string]json.RawM
 		c.add(field, "must be a JSON object (got %s)", kindName(k))
 		return nil, false
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		c.add(field, "must be a JSON object")
-		return nil, false
-	}
-	return m, true
+	return splitObject(raw), true
 }
 
 // arr reads the optional array m[key].
@@ -365,12 +360,7 @@ func (c *collector) arr(m map[string]json.RawMessage, key string) []json.RawMess
 		c.add(key, "must be a JSON array of datasets (got %s)", kindName(k))
 		return nil
 	}
-	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
-		c.add(key, "must be a JSON array of datasets")
-		return nil
-	}
-	return a
+	return splitArray(raw)
 }
 
 // uri reads the required absolute URI m[key].
@@ -439,8 +429,8 @@ func readName(m map[string]json.RawMessage, key string) (string, string) {
 	if !validUTF8String(raw) {
 		return "", "must be valid UTF-8 (it holds an invalid byte sequence or a lone surrogate)"
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return "", "must be a JSON string"
 	}
 	switch {
