@@ -18,8 +18,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 )
@@ -53,9 +55,13 @@ type UI struct {
 	AuditLog *audit.Log
 	Registry *registry.Service
 	Lineage  *lineage.Service
-	Assets   *static.Assets
-	Cookie   SessionCookie
-	Logger   *slog.Logger
+	// Evaluations and Promotions: reports; stages, policies, requests
+	// and reviews
+	Evaluations *evaluation.Service
+	Promotions  *promotion.Service
+	Assets      *static.Assets
+	Cookie      SessionCookie
+	Logger      *slog.Logger
 }
 
 // Page returns the base Page for the identity of c.
@@ -508,9 +514,14 @@ func (ui *UI) modelData(c echo.Context, name string) (ModelData, error) {
 		return ModelData{}, err
 	}
 	versions, next, err := ui.Registry.ListVersions(ctx, name, p)
+	if err != nil {
+		return ModelData{}, err
+	}
+	stages, err := ui.stagesData(c, name)
 	return ModelData{
 		Model:    m,
 		Versions: VersionsData{Model: m.Name, Versions: versions, NextCursor: next, Now: time.Now()},
+		Stages:   stages,
 		CanEdit:  identity(ctx).User.Role.Allows(auth.RoleContributor),
 	}, err
 }
@@ -525,7 +536,23 @@ func (ui *UI) Version(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := VersionData{Version: v}
+	d := VersionData{Version: v, Now: time.Now()}
+	ctx := c.Request().Context()
+	if d.Reports, _, err = ui.Evaluations.List(ctx, v.Model, v.Version, pagination.Page{Limit: pagination.MaxLimit}); err != nil {
+		return err
+	}
+	if d.Promotions, _, err = ui.Promotions.ListPromotions(ctx, promotion.Filter{Model: v.Model, Version: v.Version}, pagination.Page{Limit: 20}); err != nil {
+		return err
+	}
+	stages, err := ui.Promotions.ListStages(ctx, v.Model)
+	if err != nil {
+		return err
+	}
+	for _, s := range stages {
+		if s.Version != nil && *s.Version == v.Version {
+			d.Stages = append(d.Stages, s.Name)
+		}
+	}
 	ref := lineage.NodeRef{Kind: lineage.KindModelVersion, Name: v.Model, Version: v.Version}
 	if d.Lineage, d.Explore, err = ui.panel(c, ref, lineage.Upstream); err != nil {
 		return err

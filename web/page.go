@@ -52,7 +52,7 @@ var navItems = []navItem{
 	{Key: "datasets", Label: "Datasets", Href: "/datasets", Available: true},
 	{Key: "runs", Label: "Runs", Href: "/runs", Available: true},
 	{Key: "lineage", Label: "Lineage", Href: "/lineage", Available: true},
-	{Key: "reviews", Label: "Reviews"},
+	{Key: "reviews", Label: "Reviews", Href: "/reviews", Available: true},
 	{Key: "webhooks", Label: "Webhooks"},
 	{Key: "audit", Label: "Audit", Href: "/audit", Available: true, AdminOnly: true},
 	{Key: "settings", Label: "Settings", Href: "/settings/tokens", Available: true},

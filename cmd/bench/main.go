@@ -61,7 +61,7 @@ func main() {
 	flag.IntVar(&oo.events, "ol-events", 4000, "OpenLineage events ingested (START and COMPLETE of half as many runs)")
 	flag.IntVar(&oo.replay, "ol-replay", 500, "events sent a second time, which must add no rows")
 	flag.IntVar(&olConcurrency, "ol-concurrency", olConcurrency, "clients POSTing OpenLineage events at once (and connections of the baseline)")
-	only := flag.String("only", "", "run only these benchmarks, comma-separated: upload, get, list, lineage, openlineage (default all)")
+	only := flag.String("only", "", "run only these benchmarks, comma-separated: upload, get, list, lineage, openlineage, promotion (default all)")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -78,7 +78,7 @@ func main() {
 	}
 }
 
-var benchmarks = []string{"upload", "get", "list", "lineage", "openlineage"}
+var benchmarks = []string{"upload", "get", "list", "lineage", "openlineage", "promotion"}
 
 // parseOnly reads -only: the set of benchmarks to run.
 func parseOnly(only string) (map[string]bool, error) {
@@ -221,6 +221,14 @@ func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineage
 		r, err := benchOpenLineage(ctx, c, dbURL, cmd.Process.Pid, oo)
 		if err != nil {
 			return fmt.Errorf("openlineage: %w", err)
+		}
+		rows = append(rows, r...)
+	}
+	// 6. Promotions: policy evaluation against reports of 1,000 metrics.
+	if sel["promotion"] {
+		r, err := benchPromotion(c, getFor)
+		if err != nil {
+			return fmt.Errorf("promotion: %w", err)
 		}
 		rows = append(rows, r...)
 	}

@@ -20,8 +20,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/idempotency"
 	"github.com/slipway-ml/slipway/internal/lineage"
+	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/static"
@@ -150,10 +152,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	reg := registry.NewService(pool, store)
 	lin := lineage.NewService(pool, store)
+	evals := evaluation.NewService(pool, store)
 	srv := server.New(server.Deps{
 		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: reg,
-		Lineage: lin,
-		Assets:  assets, OpenAPI: doc, Logger: log,
+		Lineage: lin, Evaluations: evals, Promotions: promotion.NewService(pool, store),
+		Assets: assets, OpenAPI: doc, Logger: log,
 	})
 
 	httpServer := &http.Server{
@@ -170,7 +173,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	go reapSessions(ctx, authSvc, idempotency.NewStore(pool), log)
-	go reapOrphans(ctx, reg, lin, cfg.OrphanGrace, log)
+	go reapOrphans(ctx, reg, lin, evals, cfg.OrphanGrace, log)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -233,7 +236,7 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // reapOrphans deletes expired drafts and, once older than grace, the
 // objects no version references (a crash between upload and commit leaves
 // such objects), every min(10 min, grace/2).
-func reapOrphans(ctx context.Context, reg *registry.Service, lin *lineage.Service, grace time.Duration, log *slog.Logger) {
+func reapOrphans(ctx context.Context, reg *registry.Service, lin *lineage.Service, evals *evaluation.Service, grace time.Duration, log *slog.Logger) {
 	every(ctx, min(10*time.Minute, max(grace/2, time.Second)), func() {
 		st, err := reg.ReapOrphans(ctx, grace)
 		if err != nil {
@@ -246,6 +249,12 @@ func reapOrphans(ctx context.Context, reg *registry.Service, lin *lineage.Servic
 			log.Warn("reaping orphan dataset objects", "error", err)
 		} else if deleted > 0 {
 			log.Info("reaped orphan dataset objects", "deleted", deleted, "scanned", scanned)
+		}
+		scanned, deleted, err = evals.ReapOrphans(ctx, grace)
+		if err != nil {
+			log.Warn("reaping orphan reports", "error", err)
+		} else if deleted > 0 {
+			log.Info("reaped orphan reports", "deleted", deleted, "scanned", scanned)
 		}
 	})
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 )
 
@@ -25,6 +27,8 @@ type API struct {
 	AuditLog    *audit.Log
 	Registry    *registry.Service
 	Lineage     *lineage.Service
+	Evaluations *evaluation.Service
+	Promotions  *promotion.Service
 	MaxJSONBody int64
 	DraftTTL    time.Duration // how long a draft version waits for finalize
 }

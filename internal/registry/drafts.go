@@ -281,6 +281,13 @@ func (s *Service) Finalize(ctx context.Context, model string, number int) (Versi
 		if err != nil {
 			return err
 		}
+		var modelID int64
+		if err := tx.QueryRow(ctx, `SELECT model_id FROM model_versions WHERE id = $1`, v.id).Scan(&modelID); err != nil {
+			return fmt.Errorf("finalize: %w", err)
+		}
+		if err := emitCreated(ctx, tx, modelID, after); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, audit.Entry{Action: "version.finalize", TargetType: "model_version",
 			TargetID: fmt.Sprintf("%s/%d", model, number), Before: v.auditView(), After: after.auditView()})
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/errs"
+	"github.com/slipway-ml/slipway/internal/events"
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/validate"
@@ -303,10 +304,30 @@ func (u *Upload) Commit(ctx context.Context) (Version, error) {
 		if err != nil {
 			return err
 		}
+		if err := emitCreated(ctx, tx, u.model.ID, v); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, audit.Entry{Action: "version.create", TargetType: "model_version",
 			TargetID: fmt.Sprintf("%s/%d", u.model.Name, number), After: v.auditView()})
 	})
 	return v, err
+}
+
+// emitCreated records the model_version.created event of a version that
+// became ready.
+func emitCreated(ctx context.Context, tx pgx.Tx, modelID int64, v Version) error {
+	type artifact struct {
+		Path   string `json:"path"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256"`
+	}
+	arts := make([]artifact, len(v.Artifacts))
+	for i, a := range v.Artifacts {
+		arts[i] = artifact{a.Path, a.Size, a.SHA256}
+	}
+	_, err := events.Emit(ctx, tx, modelID, events.ModelVersionCreated, map[string]any{
+		"model": v.Model, "version": v.Version, "kind": v.Kind, "artifacts": arts, "created_by": v.CreatedBy})
+	return err
 }
 
 // takeNumber takes the next version number of model m. The UPDATE locks

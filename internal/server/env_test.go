@@ -22,8 +22,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
+	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/internal/testenv"
@@ -88,8 +90,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	authSvc := auth.NewService(setup.pool, auth.Config{SessionTTL: cfg.SessionTTL})
 	srv := server.New(server.Deps{
 		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool, setup.store),
-		Lineage: lineage.NewService(setup.pool, setup.store),
-		Assets:  assets, OpenAPI: doc, Logger: testLogger(t),
+		Lineage:     lineage.NewService(setup.pool, setup.store),
+		Evaluations: evaluation.NewService(setup.pool, setup.store),
+		Promotions:  promotion.NewService(setup.pool, setup.store),
+		Assets:      assets, OpenAPI: doc, Logger: testLogger(t),
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -24,12 +24,15 @@ var streamingRoutes = map[string]bool{
 	"HEAD /api/v1/models/:model/versions/:version/artifacts/*": true,
 	"PUT /api/v1/models/:model/versions/:version/artifacts/*":  true,
 	// finalize reads back objects put to presigned URLs: GiBs take time
-	"POST /api/v1/models/:model/versions/:version/finalize": true,
-	"POST /api/v1/datasets/:dataset/versions":               true,
-	"GET /api/v1/datasets/:dataset/versions/:version/file":  true,
-	"HEAD /api/v1/datasets/:dataset/versions/:version/file": true,
-	"GET /models/:model/versions/:version/artifacts/*":      true,
-	"GET /datasets/:dataset/versions/:version/file":         true,
+	"POST /api/v1/models/:model/versions/:version/finalize":           true,
+	"POST /api/v1/datasets/:dataset/versions":                         true,
+	"POST /api/v1/models/:model/versions/:version/evaluations":        true,
+	"GET /api/v1/models/:model/versions/:version/evaluations/:id/raw": true,
+	"GET /api/v1/datasets/:dataset/versions/:version/file":            true,
+	"HEAD /api/v1/datasets/:dataset/versions/:version/file":           true,
+	"GET /models/:model/versions/:version/artifacts/*":                true,
+	"GET /datasets/:dataset/versions/:version/file":                   true,
+	"GET /models/:model/versions/:version/evaluations/:id/raw":        true,
 }
 
 func isStreaming(c echo.Context) bool { return streamingRoutes[c.Request().Method+" "+c.Path()] }
@@ -80,6 +83,23 @@ func (s *Server) routes() {
 	add("PUT", "/api/v1/models/:model/versions/:version/artifacts/*", auth.RoleContributor, s.api.UploadArtifact)
 	add("POST", "/api/v1/models/:model/versions/:version/finalize", auth.RoleContributor, s.api.FinalizeVersion)
 	add("GET", "/api/v1/models/:model/versions/:version/provenance", auth.RoleViewer, s.api.Provenance)
+	add("GET", "/api/v1/models/:model/versions/:version/evaluations", auth.RoleViewer, s.api.ListEvaluations)
+	add("POST", "/api/v1/models/:model/versions/:version/evaluations", auth.RoleContributor, s.api.AttachEvaluation)
+	add("GET", "/api/v1/models/:model/versions/:version/evaluations/:id", auth.RoleViewer, s.api.GetEvaluation)
+	add("GET", "/api/v1/models/:model/versions/:version/evaluations/:id/raw", auth.RoleViewer, s.api.DownloadEvaluation)
+	add("POST", "/api/v1/models/:model/versions/:version/promotions", auth.RoleContributor, s.api.RequestPromotion)
+	add("GET", "/api/v1/models/:model/stages", auth.RoleViewer, s.api.ListStages)
+	add("POST", "/api/v1/models/:model/stages", auth.RoleAdmin, s.api.CreateStage)
+	add("GET", "/api/v1/models/:model/stages/:stage", auth.RoleViewer, s.api.GetStage)
+	add("GET", "/api/v1/models/:model/stages/:stage/history", auth.RoleViewer, s.api.StageHistory)
+	add("GET", "/api/v1/models/:model/stages/:stage/holder", auth.RoleViewer, s.api.StageHolder)
+	add("GET", "/api/v1/models/:model/stages/:stage/policy", auth.RoleViewer, s.api.GetPolicy)
+	add("PUT", "/api/v1/models/:model/stages/:stage/policy", auth.RoleAdmin, s.api.PutPolicy)
+	add("GET", "/api/v1/models/:model/stages/:stage/policy/revisions", auth.RoleViewer, s.api.ListPolicyRevisions)
+	add("GET", "/api/v1/promotions", auth.RoleViewer, s.api.ListPromotions)
+	add("GET", "/api/v1/promotions/:id", auth.RoleViewer, s.api.GetPromotion)
+	add("POST", "/api/v1/promotions/:id/reviews", auth.RoleReviewer, s.api.ReviewPromotion)
+	add("POST", "/api/v1/promotions/:id/cancel", auth.RoleContributor, s.api.CancelPromotion)
 	add("GET", "/api/v1/datasets", auth.RoleViewer, s.api.ListDatasets)
 	add("POST", "/api/v1/datasets", auth.RoleContributor, s.api.CreateDataset)
 	add("GET", "/api/v1/datasets/:dataset", auth.RoleViewer, s.api.GetDataset)
@@ -118,6 +138,13 @@ func (s *Server) routes() {
 	add("GET", "/audit", auth.RoleAdmin, s.ui.Audit)
 	add("GET", "/models", auth.RoleViewer, s.ui.Models)
 	add("GET", "/models/:model", auth.RoleViewer, s.ui.Model)
+	add("GET", "/models/:model/versions/:version/evaluations/:id/raw", auth.RoleViewer, s.ui.DownloadEvaluation)
+	add("GET", "/models/:model/stages/:stage/policy", auth.RoleViewer, s.ui.Policy)
+	add("POST", "/models/:model/stages/:stage/policy", auth.RoleAdmin, s.ui.SavePolicy)
+	add("GET", "/reviews", auth.RoleViewer, s.ui.Reviews)
+	add("GET", "/promotions/:id", auth.RoleViewer, s.ui.Promotion)
+	add("POST", "/promotions/:id/review", auth.RoleReviewer, s.ui.Review)
+	add("POST", "/promotions/:id/cancel", auth.RoleContributor, s.ui.CancelPromotion)
 	add("POST", "/models/:model", auth.RoleContributor, s.ui.UpdateModel)
 	add("GET", "/models/:model/versions/:version", auth.RoleViewer, s.ui.Version)
 	add("GET", "/datasets", auth.RoleViewer, s.ui.Datasets)

@@ -18,8 +18,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/idempotency"
 	"github.com/slipway-ml/slipway/internal/lineage"
+	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/static"
 	"github.com/slipway-ml/slipway/web"
@@ -39,9 +41,12 @@ type Deps struct {
 	AuditLog *audit.Log
 	Registry *registry.Service
 	Lineage  *lineage.Service
-	Assets   *static.Assets
-	OpenAPI  *api.Document
-	Logger   *slog.Logger
+	// Evaluations and Promotions: reports, stages, policies, requests
+	Evaluations *evaluation.Service
+	Promotions  *promotion.Service
+	Assets      *static.Assets
+	OpenAPI     *api.Document
+	Logger      *slog.Logger
 }
 
 // Server is the HTTP edge.
@@ -64,8 +69,8 @@ func New(d Deps) *Server {
 	s := &Server{
 		deps: d,
 		echo: e,
-		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
-		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
+		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
+		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
 		cop:  http.NewCrossOriginProtection(),
 		idem: idempotency.NewStore(d.DB),
 	}

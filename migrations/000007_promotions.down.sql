@@ -1,0 +1,15 @@
+DROP TABLE events;
+ALTER TABLE models DROP COLUMN event_seq;
+DROP TABLE stage_moves;
+DROP TABLE promotion_reviews;
+DROP TABLE promotion_evaluations;
+DROP TABLE promotions;
+DROP TABLE promotion_policies;
+DROP TRIGGER models_default_stages ON models;
+DROP FUNCTION models_default_stages();
+DROP TABLE stages;
+DROP TABLE evaluation_tests;
+DROP TABLE evaluation_metrics;
+DROP TABLE evaluation_reports;
+DROP FUNCTION evidence_immutable();
+ALTER TABLE model_versions DROP CONSTRAINT model_versions_model_id_id_key;
