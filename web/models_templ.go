@@ -388,7 +388,7 @@ func ModelPage(p Page, d ModelData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = stagesPanel(d.Stages).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = stagesPanel(p, d.Stages).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

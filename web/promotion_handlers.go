@@ -252,7 +252,21 @@ type stagesData struct {
 	Stages []promotion.Stage
 	Moves  []promotion.Move
 	Trend  *trendChart
+	// At answers "what held the stage at that time" (?stage=&at=).
+	At *holderAt
+	// Error is why a stage could not be added.
+	Error string
 }
+
+type holderAt struct {
+	Stage string
+	At    time.Time
+	Move  *promotion.Move
+	Error string
+}
+
+// atLayout is what a datetime-local input sends; read as UTC.
+const atLayout = "2006-01-02T15:04"
 
 func (ui *UI) stagesData(c echo.Context, model string) (stagesData, error) {
 	ctx := c.Request().Context()
@@ -265,6 +279,26 @@ func (ui *UI) stagesData(c echo.Context, model string) (stagesData, error) {
 		return stagesData{}, err
 	}
 	d := stagesData{Model: model, Stages: st, Moves: moves}
+	if stage, at := c.QueryParam("stage"), c.QueryParam("at"); stage != "" && at != "" {
+		h := &holderAt{Stage: stage}
+		t, err := time.Parse(atLayout, at)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, at)
+		}
+		switch {
+		case err != nil:
+			h.Error = "at: a time such as 2026-11-20T03:00 (UTC)"
+		default:
+			h.At = t.UTC()
+			h.Move, err = ui.Promotions.HolderAt(ctx, model, stage, h.At)
+			if errors.Is(err, errs.ErrNotFound) {
+				h.Error = err.Error()
+			} else if err != nil {
+				return stagesData{}, err
+			}
+		}
+		d.At = h
+	}
 	// the trend of the metric production's policy compares, else of ?metric=
 	metric, suite := c.QueryParam("metric"), c.QueryParam("suite")
 	var production *int
@@ -316,4 +350,23 @@ func (ui *UI) DownloadEvaluation(c echo.Context) error {
 	h.Set("Content-Length", strconv.FormatInt(r.Size, 10))
 	h.Set("ETag", `"`+r.SHA256+`"`)
 	return c.Stream(http.StatusOK, r.ContentType, rc)
+}
+
+// CreateStage adds a stage to a model (admins), then shows the model.
+func (ui *UI) CreateStage(c echo.Context) error {
+	model := c.Param("model")
+	_, err := ui.Promotions.CreateStage(c.Request().Context(), model, promotion.NewStage{
+		Name: strings.TrimSpace(c.FormValue("name")), Description: c.FormValue("description")})
+	if err == nil {
+		return c.Redirect(http.StatusSeeOther, "/models/"+model)
+	}
+	if !formError(err) {
+		return err
+	}
+	d, derr := ui.modelData(c, model)
+	if derr != nil {
+		return derr
+	}
+	d.Stages.Error = err.Error()
+	return Render(c, http.StatusBadRequest, ModelPage(ui.Page(c, d.Model.Name, "models"), d))
 }

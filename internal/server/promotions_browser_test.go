@@ -128,6 +128,15 @@ func TestBrowserJourneyReview(t *testing.T) {
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=trend-chart] circle').length`)); err != nil || n != 2 {
 		t.Errorf("trend points: %d (%v), want 2", n, err)
 	}
+	for _, q := range []struct{ at, want string }{{"2020-01-01T00:00", "Nothing held production"}, {"2099-01-01T00:00", "production held v2"}} {
+		do("what held production at "+q.at,
+			chromedp.Navigate(e.url+"/models/session-recs?stage=production&at="+q.at),
+			chromedp.WaitVisible(css(`[data-testid=holder-at-answer]`)),
+		)
+		if got := text(t, ctx, `[data-testid=holder-at-answer]`); !strings.Contains(got, q.want) {
+			t.Errorf("at %s: %q, want %q", q.at, got, q.want)
+		}
+	}
 
 	// the reviewer's own request: no form, and the reason
 	rv := e.as(auth.RoleReviewer)
@@ -145,6 +154,65 @@ func TestBrowserJourneyReview(t *testing.T) {
 	)
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=review-form]').length`)); err != nil || n != 0 {
 		t.Errorf("review forms on the reviewer's own request: %d (%v)", n, err)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("browser problems: %v", p)
+	}
+}
+
+func TestBrowserJourneyPolicyEditor(t *testing.T) {
+	e := newEnv(t)
+	if res := e.as(auth.RoleContributor).Send("POST", "/api/v1/models", map[string]any{"name": "session-recs"}); res.Status != 201 {
+		t.Fatalf("model: %d %s", res.Status, res.Body)
+	}
+	ctx, problems := newBrowser(t)
+	do := stepper(t, ctx, problems)
+	do("sign in as an admin and add a stage",
+		chromedp.Navigate(e.url+"/login"),
+		chromedp.WaitVisible(css(`[data-testid=login-name]`)),
+		chromedp.SendKeys(css(`[data-testid=login-name]`), userOf(auth.RoleAdmin)),
+		chromedp.SendKeys(css(`[data-testid=login-password]`), testPassword),
+		chromedp.Click(css(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(css(`[data-testid=nav-models]`)),
+		chromedp.Navigate(e.url+"/models/session-recs"),
+		chromedp.WaitVisible(css(`[data-testid=stage-production]`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid=stage-add]').closest('details').open = true`),
+		chromedp.SendKeys(css(`[data-testid=stage-add-name]`), "canary"),
+		chromedp.Submit(css(`[data-testid=stage-add-name]`)),
+		chromedp.WaitVisible(css(`[data-testid=stage-canary]`)),
+	)
+	do("open production's policy: the default",
+		chromedp.Click(css(`[data-testid=stage-production] [data-testid=stage-policy]`)),
+		chromedp.WaitVisible(css(`[data-testid=policy-revision]`)),
+	)
+	if got := text(t, ctx, `[data-testid=policy-revision]`); got != "default" {
+		t.Errorf("policy badge: %q, want default", got)
+	}
+	do("a broken rule is refused and named",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid=policy-form]').closest('details').open = true`),
+		chromedp.SetValue(css(`[data-testid=policy-editor]`), `[{"kind": "threshold", "metric": "HIT_RATE", "op": "=~", "value": 0.1}]`),
+		chromedp.Click(css(`[data-testid=policy-save]`)),
+		chromedp.WaitVisible(css(`[data-testid=policy-errors]`)),
+	)
+	if got := text(t, ctx, `[data-testid=policy-errors]`); !strings.Contains(got, "rules[0].op") {
+		t.Errorf("errors shown: %q", got)
+	}
+	do("a good policy is saved as revision 1",
+		chromedp.SetValue(css(`[data-testid=policy-editor]`), `[{"kind": "threshold", "suite": "reclist", "metric": "HIT_RATE", "op": ">=", "value": 0.015}, {"kind": "approvals", "count": 1}]`),
+		chromedp.SendKeys(css(`[data-testid=policy-comment]`), "launch floor"),
+		chromedp.Click(css(`[data-testid=policy-save]`)),
+		chromedp.WaitVisible(css(`[data-testid=policy-notice]`)),
+	)
+	if got := text(t, ctx, `[data-testid=policy-rules]`); !strings.Contains(got, "HIT_RATE >= 0.015") {
+		t.Errorf("rules shown: %q", got)
+	}
+	var p struct {
+		Revision int `json:"revision"`
+		Comment  string
+	}
+	e.as(auth.RoleViewer).Get("/api/v1/models/session-recs/stages/production/policy").Decode(t, &p)
+	if p.Revision != 1 || p.Comment != "launch floor" {
+		t.Errorf("the API reads revision %d %q", p.Revision, p.Comment)
 	}
 	if p := problems(); len(p) > 0 {
 		t.Errorf("browser problems: %v", p)

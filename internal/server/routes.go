@@ -139,6 +139,7 @@ func (s *Server) routes() {
 	add("GET", "/models", auth.RoleViewer, s.ui.Models)
 	add("GET", "/models/:model", auth.RoleViewer, s.ui.Model)
 	add("GET", "/models/:model/versions/:version/evaluations/:id/raw", auth.RoleViewer, s.ui.DownloadEvaluation)
+	add("POST", "/models/:model/stages", auth.RoleAdmin, s.ui.CreateStage)
 	add("GET", "/models/:model/stages/:stage/policy", auth.RoleViewer, s.ui.Policy)
 	add("POST", "/models/:model/stages/:stage/policy", auth.RoleAdmin, s.ui.SavePolicy)
 	add("GET", "/reviews", auth.RoleViewer, s.ui.Reviews)

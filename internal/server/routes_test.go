@@ -67,6 +67,7 @@ var routeRoles = map[string]auth.Role{
 	"GET /models/:model/stages/:stage/policy":                         auth.RoleViewer,
 	"POST /models/:model/stages/:stage/policy":                        auth.RoleAdmin,
 	"GET /reviews":                                                    auth.RoleViewer,
+	"POST /models/:model/stages":                                      auth.RoleAdmin,
 	"GET /models/:model/versions/:version/evaluations/:id/raw":        auth.RoleViewer,
 	"GET /promotions/:id":                                             auth.RoleViewer,
 	"POST /promotions/:id/review":                                     auth.RoleReviewer,
