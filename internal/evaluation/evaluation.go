@@ -437,25 +437,9 @@ func (s *Service) OpenRaw(ctx context.Context, model string, version int, id int
 // older than grace (what a crash between the upload and its transaction
 // leaves behind).
 func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (scanned, deleted int, err error) {
-	cutoff := time.Now().Add(-grace)
-	err = s.store.List(ctx, "reports/", func(o blob.Info) error {
-		scanned++
-		if o.ModTime.After(cutoff) {
-			return nil
-		}
-		var one int
-		err := s.db.QueryRow(ctx, `SELECT 1 FROM evaluation_reports WHERE object_key = $1`, o.Key).Scan(&one)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if err := s.store.Delete(ctx, o.Key); err != nil {
-			return fmt.Errorf("reap %s: %w", o.Key, err)
-		}
-		deleted++
-		return nil
+	return blob.ReapUnreferenced(ctx, s.store, "reports/", time.Now().Add(-grace), func(ctx context.Context, key string) (bool, error) {
+		var ok bool
+		err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM evaluation_reports WHERE object_key = $1)`, key).Scan(&ok)
+		return ok, err
 	})
-	return scanned, deleted, err
 }
