@@ -54,9 +54,22 @@ func Emit(ctx context.Context, tx Execer, modelID int64, typ string, payload any
 		return "", fmt.Errorf("event %s: %w", typ, err)
 	}
 	id := newID()
+	// the event, and a message for each enabled webhook endpoint whose
+	// filters match it; the notification (channel slipway_webhooks, the
+	// webhook package's NotifyChannel) wakes delivery at commit
 	_, err = tx.Exec(ctx, `
-		WITH s AS (UPDATE models SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq)
-		INSERT INTO events (event_id, type, model_id, seq, payload) VALUES ($1, $3, $2, (SELECT event_seq FROM s), $4)`,
+		WITH s AS (UPDATE models SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq),
+		e AS (
+			INSERT INTO events (event_id, type, model_id, seq, payload) VALUES ($1, $3, $2, (SELECT event_seq FROM s), $4)
+			RETURNING id),
+		m AS (
+			INSERT INTO webhook_messages (msg_id, endpoint_id, event_id, event_type, status, next_attempt_at)
+			SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), w.id, e.id, $3, 'pending', now()
+			FROM e, webhook_endpoints w
+			WHERE w.enabled AND (cardinality(w.event_types) = 0 OR $3 = ANY (w.event_types))
+			  AND (cardinality(w.model_ids) = 0 OR $2 = ANY (w.model_ids))
+			RETURNING 1)
+		SELECT pg_notify('slipway_webhooks', '') FROM (SELECT 1 FROM m LIMIT 1) x`,
 		id, modelID, typ, body)
 	if err != nil {
 		return "", fmt.Errorf("record event %s: %w", typ, err)
