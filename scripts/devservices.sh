@@ -70,6 +70,11 @@ ensure_secrets() {
   fi
   # shellcheck disable=SC1090
   . "$secrets_file"
+  # added by later versions of this script: appended to older files
+  if [ -z "${DEV_WEBHOOK_KEY:-}" ]; then
+    DEV_WEBHOOK_KEY=$(openssl rand -base64 32)
+    echo "DEV_WEBHOOK_KEY=$DEV_WEBHOOK_KEY" >> "$secrets_file"
+  fi
 }
 
 pg_up() {
@@ -163,6 +168,9 @@ export SLIPWAY_S3_ACCESS_KEY='$DEV_MINIO_USER'
 export SLIPWAY_S3_SECRET_KEY='$DEV_MINIO_PASSWORD'
 export SLIPWAY_BOOTSTRAP_TOKEN='$DEV_BOOTSTRAP_TOKEN'
 export SLIPWAY_BOOTSTRAP_PASSWORD='$DEV_ADMIN_PASSWORD'
+export SLIPWAY_WEBHOOK_KEY='$DEV_WEBHOOK_KEY'
+# a receiver on this machine (examples/serving-receiver) is allowed
+export SLIPWAY_WEBHOOK_ALLOW_PRIVATE=true
 export SLIPWAY_TEST_DATABASE_URL='$pgurl/postgres?sslmode=disable'
 export SLIPWAY_TEST_S3_ENDPOINT='http://127.0.0.1:$MINIO_PORT'
 export SLIPWAY_TEST_S3_ACCESS_KEY='$DEV_MINIO_USER'

@@ -23,6 +23,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/webhook"
 	"github.com/slipway-ml/slipway/static"
 )
 
@@ -59,9 +60,13 @@ type UI struct {
 	// and reviews
 	Evaluations *evaluation.Service
 	Promotions  *promotion.Service
-	Assets      *static.Assets
-	Cookie      SessionCookie
-	Logger      *slog.Logger
+	// Webhooks: endpoints and their delivery log (admins)
+	Webhooks *webhook.Service
+	// WebhookRotationWindow is how long a rotated secret keeps signing.
+	WebhookRotationWindow time.Duration
+	Assets                *static.Assets
+	Cookie                SessionCookie
+	Logger                *slog.Logger
 }
 
 // Page returns the base Page for the identity of c.

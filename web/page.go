@@ -53,7 +53,7 @@ var navItems = []navItem{
 	{Key: "runs", Label: "Runs", Href: "/runs", Available: true},
 	{Key: "lineage", Label: "Lineage", Href: "/lineage", Available: true},
 	{Key: "reviews", Label: "Reviews", Href: "/reviews", Available: true},
-	{Key: "webhooks", Label: "Webhooks"},
+	{Key: "webhooks", Label: "Webhooks", Href: "/webhooks", Available: true, AdminOnly: true},
 	{Key: "audit", Label: "Audit", Href: "/audit", Available: true, AdminOnly: true},
 	{Key: "settings", Label: "Settings", Href: "/settings/tokens", Available: true},
 }

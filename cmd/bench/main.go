@@ -61,7 +61,7 @@ func main() {
 	flag.IntVar(&oo.events, "ol-events", 4000, "OpenLineage events ingested (START and COMPLETE of half as many runs)")
 	flag.IntVar(&oo.replay, "ol-replay", 500, "events sent a second time, which must add no rows")
 	flag.IntVar(&olConcurrency, "ol-concurrency", olConcurrency, "clients POSTing OpenLineage events at once (and connections of the baseline)")
-	only := flag.String("only", "", "run only these benchmarks, comma-separated: upload, get, list, lineage, openlineage, promotion (default all)")
+	only := flag.String("only", "", "run only these benchmarks, comma-separated: upload, get, list, lineage, openlineage, promotion, webhooks (default all)")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -78,7 +78,7 @@ func main() {
 	}
 }
 
-var benchmarks = []string{"upload", "get", "list", "lineage", "openlineage", "promotion"}
+var benchmarks = []string{"upload", "get", "list", "lineage", "openlineage", "promotion", "webhooks"}
 
 // parseOnly reads -only: the set of benchmarks to run.
 func parseOnly(only string) (map[string]bool, error) {
@@ -229,6 +229,14 @@ func run(bin string, size int64, nVersions int, getFor time.Duration, lo lineage
 		r, err := benchPromotion(c, getFor)
 		if err != nil {
 			return fmt.Errorf("promotion: %w", err)
+		}
+		rows = append(rows, r...)
+	}
+	// 7. Webhooks: delivery rate and commit-to-delivery latency.
+	if sel["webhooks"] {
+		r, err := benchWebhooks(ctx, c, dbURL, 2000)
+		if err != nil {
+			return fmt.Errorf("webhooks: %w", err)
 		}
 		rows = append(rows, r...)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
+	"github.com/slipway-ml/slipway/internal/webhook"
 	"github.com/slipway-ml/slipway/static"
 )
 
@@ -153,9 +154,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	reg := registry.NewService(pool, store)
 	lin := lineage.NewService(pool, store)
 	evals := evaluation.NewService(pool, store)
+	hooks, dispatcher, err := webhooks(cfg, pool, store, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Deps{
 		Config: cfg, DB: pool, Store: store, Auth: authSvc, AuditLog: audit.NewLog(pool), Registry: reg,
-		Lineage: lin, Evaluations: evals, Promotions: promotion.NewService(pool, store),
+		Lineage: lin, Evaluations: evals, Promotions: promotion.NewService(pool, store), Webhooks: hooks,
 		Assets: assets, OpenAPI: doc, Logger: log,
 	})
 
@@ -174,6 +179,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	go reapSessions(ctx, authSvc, idempotency.NewStore(pool), log)
 	go reapOrphans(ctx, reg, lin, evals, cfg.OrphanGrace, log)
+	go dispatcher.Run(ctx)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -275,4 +281,27 @@ func reapSessions(ctx context.Context, a *auth.Service, idem *idempotency.Store,
 			log.Warn("deleting expired idempotency keys", "error", err)
 		}
 	})
+}
+
+// webhooks builds the webhook service and its delivery workers from the
+// configuration.
+func webhooks(cfg *config.Config, pool *pgxpool.Pool, store blob.Store, log *slog.Logger) (*webhook.Service, *webhook.Dispatcher, error) {
+	var sealer *webhook.Sealer
+	if cfg.WebhookKey != nil {
+		var err error
+		if sealer, err = webhook.NewSealer(cfg.WebhookKey); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		log.Warn("SLIPWAY_WEBHOOK_KEY is not set: webhook endpoints cannot be created")
+	}
+	policy := webhook.AddressPolicy{AllowPrivate: cfg.WebhookAllowPrivate, Allow: cfg.WebhookAllow, Deny: cfg.WebhookDeny}
+	svc := webhook.NewService(pool, sealer, policy)
+	public := ""
+	if cfg.PublicURL != nil {
+		public = cfg.PublicURL.String()
+	}
+	d := webhook.NewDispatcher(pool, svc, store, policy, webhook.DispatchConfig{Workers: cfg.WebhookWorkers, Timeout: cfg.WebhookTimeout,
+		DisableAfter: cfg.WebhookDisableAfter, PublicURL: public}, log)
+	return svc, d, nil
 }

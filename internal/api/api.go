@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/pagination"
 	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/webhook"
 )
 
 // API holds the JSON handlers.
@@ -29,8 +30,11 @@ type API struct {
 	Lineage     *lineage.Service
 	Evaluations *evaluation.Service
 	Promotions  *promotion.Service
-	MaxJSONBody int64
-	DraftTTL    time.Duration // how long a draft version waits for finalize
+	Webhooks    *webhook.Service
+	// WebhookRotationWindow is how long a rotated secret keeps signing.
+	WebhookRotationWindow time.Duration
+	MaxJSONBody           int64
+	DraftTTL              time.Duration // how long a draft version waits for finalize
 }
 
 // List is the shape of every list response.

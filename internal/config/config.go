@@ -4,10 +4,12 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -60,6 +62,20 @@ type Config struct {
 	MaxJSONBody     int64         // SLIPWAY_MAX_JSON_BODY, bytes
 
 	LogLevel slog.Level // SLIPWAY_LOG_LEVEL
+
+	// Webhooks. WebhookKey seals signing secrets at rest (SLIPWAY_WEBHOOK_KEY
+	// or _FILE: 32 bytes, base64); without it no endpoint can be created.
+	WebhookKey []byte
+	// WebhookAllowPrivate lets deliveries reach loopback and private
+	// networks (SLIPWAY_WEBHOOK_ALLOW_PRIVATE); WebhookAllow and
+	// WebhookDeny are networks always allowed or refused
+	// (SLIPWAY_WEBHOOK_ALLOW, SLIPWAY_WEBHOOK_DENY: comma-separated CIDRs).
+	WebhookAllowPrivate       bool
+	WebhookAllow, WebhookDeny []netip.Prefix
+	WebhookWorkers            int           // SLIPWAY_WEBHOOK_WORKERS
+	WebhookTimeout            time.Duration // SLIPWAY_WEBHOOK_TIMEOUT, one attempt
+	WebhookDisableAfter       time.Duration // SLIPWAY_WEBHOOK_DISABLE_AFTER, of continuous failure
+	WebhookRotationWindow     time.Duration // SLIPWAY_WEBHOOK_ROTATION_WINDOW, both secrets sign
 }
 
 // TLS reports whether browsers reach Slipway over TLS, directly or through a
@@ -94,29 +110,49 @@ const (
 func Load(getenv func(string) string, scope Scope) (*Config, error) {
 	r := reader{getenv: getenv}
 	c := &Config{
-		Addr:                 r.str("SLIPWAY_ADDR", ":8080"),
-		TLSCertFile:          r.str("SLIPWAY_TLS_CERT_FILE", ""),
-		TLSKeyFile:           r.str("SLIPWAY_TLS_KEY_FILE", ""),
-		DatabaseURL:          r.secret("SLIPWAY_DATABASE_URL"),
-		DBMaxConns:           int32(r.integer("SLIPWAY_DB_MAX_CONNS", 20, 1, 1000)),
-		DBStatementTimeout:   r.duration("SLIPWAY_DB_STATEMENT_TIMEOUT", 30*time.Second),
-		Migrate:              r.boolean("SLIPWAY_MIGRATE", true),
-		Storage:              r.str("SLIPWAY_STORAGE", "s3"),
-		StorageDir:           r.str("SLIPWAY_STORAGE_DIR", ""),
-		S3Endpoint:           r.str("SLIPWAY_S3_ENDPOINT", ""),
-		S3Bucket:             r.str("SLIPWAY_S3_BUCKET", "slipway"),
-		S3AccessKey:          r.secret("SLIPWAY_S3_ACCESS_KEY"),
-		S3SecretKey:          r.secret("SLIPWAY_S3_SECRET_KEY"),
-		S3Region:             r.str("SLIPWAY_S3_REGION", "us-east-1"),
-		S3InsecureSkipVerify: r.boolean("SLIPWAY_S3_INSECURE_SKIP_VERIFY", false),
-		BootstrapToken:       r.secret("SLIPWAY_BOOTSTRAP_TOKEN"),
-		BootstrapPassword:    r.secret("SLIPWAY_BOOTSTRAP_PASSWORD"),
-		SessionTTL:           r.duration("SLIPWAY_SESSION_TTL", 12*time.Hour),
-		OrphanGrace:          r.duration("SLIPWAY_ORPHAN_GRACE", 24*time.Hour),
-		DraftTTL:             r.duration("SLIPWAY_DRAFT_TTL", 24*time.Hour),
-		RequestTimeout:       r.duration("SLIPWAY_REQUEST_TIMEOUT", 30*time.Second),
-		ShutdownTimeout:      r.duration("SLIPWAY_SHUTDOWN_TIMEOUT", 30*time.Second),
-		MaxJSONBody:          int64(r.integer("SLIPWAY_MAX_JSON_BODY", 1<<20, 1024, 64<<20)),
+		Addr:                  r.str("SLIPWAY_ADDR", ":8080"),
+		TLSCertFile:           r.str("SLIPWAY_TLS_CERT_FILE", ""),
+		TLSKeyFile:            r.str("SLIPWAY_TLS_KEY_FILE", ""),
+		DatabaseURL:           r.secret("SLIPWAY_DATABASE_URL"),
+		DBMaxConns:            int32(r.integer("SLIPWAY_DB_MAX_CONNS", 20, 1, 1000)),
+		DBStatementTimeout:    r.duration("SLIPWAY_DB_STATEMENT_TIMEOUT", 30*time.Second),
+		Migrate:               r.boolean("SLIPWAY_MIGRATE", true),
+		Storage:               r.str("SLIPWAY_STORAGE", "s3"),
+		StorageDir:            r.str("SLIPWAY_STORAGE_DIR", ""),
+		S3Endpoint:            r.str("SLIPWAY_S3_ENDPOINT", ""),
+		S3Bucket:              r.str("SLIPWAY_S3_BUCKET", "slipway"),
+		S3AccessKey:           r.secret("SLIPWAY_S3_ACCESS_KEY"),
+		S3SecretKey:           r.secret("SLIPWAY_S3_SECRET_KEY"),
+		S3Region:              r.str("SLIPWAY_S3_REGION", "us-east-1"),
+		S3InsecureSkipVerify:  r.boolean("SLIPWAY_S3_INSECURE_SKIP_VERIFY", false),
+		BootstrapToken:        r.secret("SLIPWAY_BOOTSTRAP_TOKEN"),
+		BootstrapPassword:     r.secret("SLIPWAY_BOOTSTRAP_PASSWORD"),
+		SessionTTL:            r.duration("SLIPWAY_SESSION_TTL", 12*time.Hour),
+		OrphanGrace:           r.duration("SLIPWAY_ORPHAN_GRACE", 24*time.Hour),
+		DraftTTL:              r.duration("SLIPWAY_DRAFT_TTL", 24*time.Hour),
+		RequestTimeout:        r.duration("SLIPWAY_REQUEST_TIMEOUT", 30*time.Second),
+		ShutdownTimeout:       r.duration("SLIPWAY_SHUTDOWN_TIMEOUT", 30*time.Second),
+		MaxJSONBody:           int64(r.integer("SLIPWAY_MAX_JSON_BODY", 1<<20, 1024, 64<<20)),
+		WebhookAllowPrivate:   r.boolean("SLIPWAY_WEBHOOK_ALLOW_PRIVATE", false),
+		WebhookWorkers:        r.integer("SLIPWAY_WEBHOOK_WORKERS", 4, 1, 256),
+		WebhookTimeout:        r.duration("SLIPWAY_WEBHOOK_TIMEOUT", 15*time.Second),
+		WebhookDisableAfter:   r.duration("SLIPWAY_WEBHOOK_DISABLE_AFTER", 5*24*time.Hour),
+		WebhookRotationWindow: r.duration("SLIPWAY_WEBHOOK_ROTATION_WINDOW", 24*time.Hour),
+	}
+	if k := r.secret("SLIPWAY_WEBHOOK_KEY"); k != "" {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(b) != 32 {
+			r.fail("SLIPWAY_WEBHOOK_KEY", "must be 32 random bytes in base64 (openssl rand -base64 32)")
+		} else {
+			c.WebhookKey = b
+		}
+	}
+	for name, dst := range map[string]*[]netip.Prefix{"SLIPWAY_WEBHOOK_ALLOW": &c.WebhookAllow, "SLIPWAY_WEBHOOK_DENY": &c.WebhookDeny} {
+		nets, err := parsePrefixes(getenv(name))
+		if err != nil {
+			r.fail(name, "must be a comma-separated list of networks such as 10.0.0.0/8 or addresses: %v", err)
+		}
+		*dst = nets
 	}
 
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil && scope == Server {
@@ -168,6 +204,8 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 	for name, d := range map[string]time.Duration{
 		"SLIPWAY_SESSION_TTL": c.SessionTTL, "SLIPWAY_REQUEST_TIMEOUT": c.RequestTimeout, "SLIPWAY_ORPHAN_GRACE": c.OrphanGrace, "SLIPWAY_DRAFT_TTL": c.DraftTTL,
 		"SLIPWAY_SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "SLIPWAY_DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
+		"SLIPWAY_WEBHOOK_TIMEOUT": c.WebhookTimeout, "SLIPWAY_WEBHOOK_DISABLE_AFTER": c.WebhookDisableAfter,
+		"SLIPWAY_WEBHOOK_ROTATION_WINDOW": c.WebhookRotationWindow,
 	} {
 		if scope == Tools && name != "SLIPWAY_DB_STATEMENT_TIMEOUT" {
 			continue // the server's own settings
@@ -244,6 +282,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("db_max_conns", int(c.DBMaxConns)),
 		slog.String("db_statement_timeout", c.DBStatementTimeout.String()),
 		slog.Bool("migrate", c.Migrate),
+		slog.Bool("webhook_key_set", c.WebhookKey != nil),
+		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.Int("webhook_workers", c.WebhookWorkers),
 		slog.String("storage", c.Storage),
 		slog.String("storage_dir", c.StorageDir),
 		slog.String("s3_endpoint", c.S3Endpoint),
@@ -376,4 +417,28 @@ func (r *reader) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// parsePrefixes reads a comma-separated list of networks or addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or a network", f)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		n, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a network", f)
+		}
+		out = append(out, n.Masked())
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -115,6 +116,11 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:    30 * time.Second,
 		MaxJSONBody:        1 << 20,
 		LogLevel:           slog.LevelInfo,
+
+		WebhookWorkers:        4,
+		WebhookTimeout:        15 * time.Second,
+		WebhookDisableAfter:   5 * 24 * time.Hour,
+		WebhookRotationWindow: 24 * time.Hour,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
@@ -154,6 +160,14 @@ func TestLoadEveryVariable(t *testing.T) {
 		"SLIPWAY_SHUTDOWN_TIMEOUT":        "1m",
 		"SLIPWAY_MAX_JSON_BODY":           "2048",
 		"SLIPWAY_LOG_LEVEL":               "DEBUG",
+		"SLIPWAY_WEBHOOK_KEY":             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"SLIPWAY_WEBHOOK_ALLOW_PRIVATE":   "true",
+		"SLIPWAY_WEBHOOK_ALLOW":           "10.1.0.0/16, 192.0.2.7",
+		"SLIPWAY_WEBHOOK_DENY":            "10.1.2.0/24",
+		"SLIPWAY_WEBHOOK_WORKERS":         "8",
+		"SLIPWAY_WEBHOOK_TIMEOUT":         "5s",
+		"SLIPWAY_WEBHOOK_DISABLE_AFTER":   "72h",
+		"SLIPWAY_WEBHOOK_ROTATION_WINDOW": "1h",
 	}), config.Server)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -185,8 +199,17 @@ func TestLoadEveryVariable(t *testing.T) {
 		ShutdownTimeout:      time.Minute,
 		MaxJSONBody:          2048,
 		LogLevel:             slog.LevelDebug,
+
+		WebhookKey:            []byte("0123456789abcdef0123456789abcdef"),
+		WebhookAllowPrivate:   true,
+		WebhookAllow:          []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("192.0.2.7/32")},
+		WebhookDeny:           []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24")},
+		WebhookWorkers:        8,
+		WebhookTimeout:        5 * time.Second,
+		WebhookDisableAfter:   72 * time.Hour,
+		WebhookRotationWindow: time.Hour,
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
 	}
 }

@@ -54,8 +54,8 @@ func Emit(ctx context.Context, tx Execer, modelID int64, typ string, payload any
 		return "", fmt.Errorf("event %s: %w", typ, err)
 	}
 	id := newID()
-	// the event, and a message for each enabled webhook endpoint whose
-	// filters match it; the notification (channel slipway_webhooks, the
+	// the event, and a message for each webhook endpoint whose filters
+	// match it (a disabled one's wait until it is enabled again); the notification (channel slipway_webhooks, the
 	// webhook package's NotifyChannel) wakes delivery at commit
 	_, err = tx.Exec(ctx, `
 		WITH s AS (UPDATE models SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq),
@@ -66,7 +66,7 @@ func Emit(ctx context.Context, tx Execer, modelID int64, typ string, payload any
 			INSERT INTO webhook_messages (msg_id, endpoint_id, event_id, event_type, status, next_attempt_at)
 			SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), w.id, e.id, $3, 'pending', now()
 			FROM e, webhook_endpoints w
-			WHERE w.enabled AND (cardinality(w.event_types) = 0 OR $3 = ANY (w.event_types))
+			WHERE (cardinality(w.event_types) = 0 OR $3 = ANY (w.event_types))
 			  AND (cardinality(w.model_ids) = 0 OR $2 = ANY (w.model_ids))
 			RETURNING 1)
 		SELECT pg_notify('slipway_webhooks', '') FROM (SELECT 1 FROM m LIMIT 1) x`,

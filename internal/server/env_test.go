@@ -29,6 +29,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/server"
 	"github.com/slipway-ml/slipway/internal/testenv"
+	"github.com/slipway-ml/slipway/internal/webhook"
 	"github.com/slipway-ml/slipway/static"
 )
 
@@ -56,7 +57,18 @@ type envSetup struct {
 	cfg   *config.Config
 	pool  *pgxpool.Pool
 	store blob.Store
+	// deliver runs webhook delivery workers beside the server
+	deliver bool
+	// noWebhookKey runs the server without SLIPWAY_WEBHOOK_KEY
+	noWebhookKey bool
 }
+
+// withWebhookDelivery runs webhook delivery workers for the test's server.
+func withWebhookDelivery(t *testing.T, s *envSetup) { s.deliver = true }
+
+// withoutWebhookKey runs the server as without SLIPWAY_WEBHOOK_KEY: no
+// endpoint can be created.
+func withoutWebhookKey(t *testing.T, s *envSetup) { s.noWebhookKey = true }
 
 type envOption func(*testing.T, *envSetup)
 
@@ -88,13 +100,26 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	authSvc := auth.NewService(setup.pool, auth.Config{SessionTTL: cfg.SessionTTL})
+	hooks := testWebhooks(setup.pool)
+	if setup.noWebhookKey {
+		hooks = webhook.NewService(setup.pool, nil, webhook.AddressPolicy{AllowPrivate: true})
+	}
 	srv := server.New(server.Deps{
 		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool, setup.store),
 		Lineage:     lineage.NewService(setup.pool, setup.store),
 		Evaluations: evaluation.NewService(setup.pool, setup.store),
 		Promotions:  promotion.NewService(setup.pool, setup.store),
+		Webhooks:    hooks,
 		Assets:      assets, OpenAPI: doc, Logger: testLogger(t),
 	})
+	if setup.deliver {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		d := webhook.NewDispatcher(setup.pool, hooks, setup.store, webhook.AddressPolicy{AllowPrivate: true},
+			webhook.DispatchConfig{Workers: 2, Timeout: 5 * time.Second, PublicURL: "http://slipway.test"}, testLogger(t))
+		go func() { d.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 
@@ -228,3 +253,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 func pageOf(n int) pagination.Page { return pagination.Page{Limit: n} }
 
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }
+
+// testWebhooks is the webhook service of the test servers: a fixed key,
+// and receivers on this machine allowed.
+func testWebhooks(pool *pgxpool.Pool) *webhook.Service {
+	sealer, err := webhook.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return webhook.NewService(pool, sealer, webhook.AddressPolicy{AllowPrivate: true})
+}

@@ -25,6 +25,10 @@ const IdempotencyHeader = "Idempotency-Key"
 var secretAnswers = map[string]bool{
 	"/api/v1/tokens":             true,
 	"/api/v1/users/:name/tokens": true,
+	// a webhook signing secret: kept sealed, never in clear in the
+	// table of answers
+	"/api/v1/webhooks":            true,
+	"/api/v1/webhooks/:id/rotate": true,
 }
 
 // keptHeaders are the headers of an answer that a replay gives again.

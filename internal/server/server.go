@@ -23,6 +23,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/promotion"
 	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/webhook"
 	"github.com/slipway-ml/slipway/static"
 	"github.com/slipway-ml/slipway/web"
 )
@@ -44,6 +45,7 @@ type Deps struct {
 	// Evaluations and Promotions: reports, stages, policies, requests
 	Evaluations *evaluation.Service
 	Promotions  *promotion.Service
+	Webhooks    *webhook.Service
 	Assets      *static.Assets
 	OpenAPI     *api.Document
 	Logger      *slog.Logger
@@ -69,8 +71,10 @@ func New(d Deps) *Server {
 	s := &Server{
 		deps: d,
 		echo: e,
-		ui:   &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
-		api:  &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
+		ui: &web.UI{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions, Webhooks: d.Webhooks,
+			WebhookRotationWindow: d.Config.WebhookRotationWindow, Assets: d.Assets, Cookie: cookie, Logger: d.Logger},
+		api: &api.API{Auth: d.Auth, AuditLog: d.AuditLog, Registry: d.Registry, Lineage: d.Lineage, Evaluations: d.Evaluations, Promotions: d.Promotions,
+			Webhooks: d.Webhooks, WebhookRotationWindow: d.Config.WebhookRotationWindow, MaxJSONBody: d.Config.MaxJSONBody, DraftTTL: d.Config.DraftTTL},
 		cop:  http.NewCrossOriginProtection(),
 		idem: idempotency.NewStore(d.DB),
 	}

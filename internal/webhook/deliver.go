@@ -167,7 +167,11 @@ func (d *Dispatcher) work(ctx context.Context, wake <-chan struct{}) {
 		}
 		wait := 5 * time.Second
 		var next *time.Time
-		if d.db.QueryRow(ctx, `SELECT min(next_attempt_at) FROM webhook_messages WHERE status = 'pending'`).Scan(&next) == nil && next != nil {
+		// the next message this worker could claim: of an enabled endpoint,
+		// not leased
+		if d.db.QueryRow(ctx, `
+			SELECT min(m.next_attempt_at) FROM webhook_messages m JOIN webhook_endpoints x ON x.id = m.endpoint_id
+			WHERE m.status = 'pending' AND x.enabled AND (m.lease_until IS NULL OR m.lease_until < $1)`, d.cfg.Now()).Scan(&next) == nil && next != nil {
 			wait = min(wait, max(10*time.Millisecond, next.Sub(d.cfg.Now())))
 		}
 		t := time.NewTimer(wait)
@@ -407,6 +411,9 @@ func (d *Dispatcher) record(ctx context.Context, c *claimed, o outcome) error {
 	now := d.cfg.Now()
 	if o.start.IsZero() {
 		o.start = now
+	}
+	if o.body == nil {
+		o.body = []byte{} // nothing was sent: the log says why
 	}
 	delivered := o.status >= 200 && o.status < 300
 	n := c.attempts + 1
