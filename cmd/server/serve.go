@@ -302,6 +302,6 @@ func webhooks(cfg *config.Config, pool *pgxpool.Pool, store blob.Store, log *slo
 		public = cfg.PublicURL.String()
 	}
 	d := webhook.NewDispatcher(pool, svc, store, policy, webhook.DispatchConfig{Workers: cfg.WebhookWorkers, Timeout: cfg.WebhookTimeout,
-		DisableAfter: cfg.WebhookDisableAfter, PublicURL: public}, log)
+		DisableAfter: cfg.WebhookDisableAfter, PublicURL: public, Schedule: cfg.WebhookSchedule}, log)
 	return svc, d, nil
 }

@@ -76,6 +76,10 @@ type Config struct {
 	WebhookTimeout            time.Duration // SLIPWAY_WEBHOOK_TIMEOUT, one attempt
 	WebhookDisableAfter       time.Duration // SLIPWAY_WEBHOOK_DISABLE_AFTER, of continuous failure
 	WebhookRotationWindow     time.Duration // SLIPWAY_WEBHOOK_ROTATION_WINDOW, both secrets sign
+	// WebhookSchedule is the wait before each retry
+	// (SLIPWAY_WEBHOOK_SCHEDULE: comma-separated durations; empty: the
+	// default, about 3 days in all).
+	WebhookSchedule []time.Duration
 }
 
 // TLS reports whether browsers reach Slipway over TLS, directly or through a
@@ -146,6 +150,17 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 		} else {
 			c.WebhookKey = b
 		}
+	}
+	for _, f := range strings.Split(getenv("SLIPWAY_WEBHOOK_SCHEDULE"), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 || d > 7*24*time.Hour {
+			r.fail("SLIPWAY_WEBHOOK_SCHEDULE", "must be comma-separated durations between 0 and 168h, e.g. 5s,5m,30m,2h,5h,10h, got %q", f)
+			break
+		}
+		c.WebhookSchedule = append(c.WebhookSchedule, d)
 	}
 	for name, dst := range map[string]*[]netip.Prefix{"SLIPWAY_WEBHOOK_ALLOW": &c.WebhookAllow, "SLIPWAY_WEBHOOK_DENY": &c.WebhookDeny} {
 		nets, err := parsePrefixes(getenv(name))

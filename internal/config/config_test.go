@@ -168,6 +168,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		"SLIPWAY_WEBHOOK_TIMEOUT":         "5s",
 		"SLIPWAY_WEBHOOK_DISABLE_AFTER":   "72h",
 		"SLIPWAY_WEBHOOK_ROTATION_WINDOW": "1h",
+		"SLIPWAY_WEBHOOK_SCHEDULE":        "1s, 1m,1h",
 	}), config.Server)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -208,6 +209,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		WebhookTimeout:        5 * time.Second,
 		WebhookDisableAfter:   72 * time.Hour,
 		WebhookRotationWindow: time.Hour,
+		WebhookSchedule:       []time.Duration{time.Second, time.Minute, time.Hour},
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/slipway-ml/slipway/internal/audit"
@@ -35,13 +36,14 @@ func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.offset += d; c.mu.Unlock() }
 
 type env struct {
-	t     *testing.T
-	ctx   context.Context
-	db    *testenv.DB
-	svc   *webhook.Service
-	store blob.Store
-	clock *clock
-	model int64
+	t      *testing.T
+	ctx    context.Context
+	db     *testenv.DB
+	svc    *webhook.Service
+	sealer *webhook.Sealer
+	store  blob.Store
+	clock  *clock
+	model  int64
 }
 
 // received is one request a test receiver got.
@@ -59,7 +61,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	sealer, _ := webhook.NewSealer([]byte(strings.Repeat("k", 32)))
-	e := &env{t: t, ctx: audit.WithActor(context.Background(), audit.Actor{Name: "test"}), db: db, store: store,
+	e := &env{t: t, ctx: audit.WithActor(context.Background(), audit.Actor{Name: "test"}), db: db, store: store, sealer: sealer,
 		svc: webhook.NewService(db.Pool, sealer, webhook.AddressPolicy{AllowPrivate: true}), clock: &clock{}}
 	reg := registry.NewService(db.Pool, store)
 	if _, err := reg.CreateModel(e.ctx, registry.NewModel{Name: "session-recs"}); err != nil {
@@ -310,12 +312,25 @@ func TestTwoDispatchersDeliverEachOnce(t *testing.T) {
 	srv, got := receiver(t, &secret)
 	_, s := e.endpoint(srv.URL, events.StageMoved)
 	secret = s
-	const n = 300
+	const n = 1000
 	ctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
+	// two processes: each its own connections and workers; stopped before
+	// their pools close
+	var running sync.WaitGroup
 	for range 2 {
-		go e.dispatcher(webhook.AddressPolicy{AllowPrivate: true}).Run(ctx)
+		pool, err := pgxpool.New(ctx, e.db.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		svc := webhook.NewService(pool, e.sealer, webhook.AddressPolicy{AllowPrivate: true})
+		d := webhook.NewDispatcher(pool, svc, e.store, webhook.AddressPolicy{AllowPrivate: true},
+			webhook.DispatchConfig{Workers: 4, Timeout: 2 * time.Second, Now: e.clock.Now}, slog.New(slog.DiscardHandler))
+		running.Add(1)
+		go func() { defer running.Done(); d.Run(ctx) }()
 	}
+	defer running.Wait()
+	defer cancel()
 	for i := range n {
 		e.emit(events.StageMoved, map[string]any{"version": i + 1})
 	}
