@@ -124,32 +124,6 @@ func (p AddressPolicy) ValidateURL(raw string) error {
 	return nil
 }
 
-// ParsePrefixes reads a comma-separated list of networks (CIDR) or single
-// addresses.
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an address or a network", f)
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		n, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a network such as 10.0.0.0/8", f)
-		}
-		out = append(out, n.Masked())
-	}
-	return out, nil
-}
-
 // DefaultSchedule is the wait before each retry: from seconds to hours,
 // about 3 days in all before a message is given up.
 var DefaultSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
