@@ -9,6 +9,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 HTMX      := static/vendor/htmx.min.js
 DEVENV    := .dev/env
+# make run: the example serving receiver, and whether a first start loads the demo
+RECEIVER        := bin/serving-receiver
+RECEIVER_ADDR   := 127.0.0.1:8091
+RECEIVER_SECRET := .dev/receiver.secret
+DEMO            ?= 1
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
@@ -40,10 +45,17 @@ services-down: ## stop local PostgreSQL and MinIO
 	scripts/devservices.sh down
 
 .PHONY: run
-run: build services ## start Slipway on :8080 with local PostgreSQL and MinIO
+run: build services ## start Slipway on :8080 with local PostgreSQL and MinIO; a first start loads the demo (DEMO=0: not)
 	@source $(DEVENV); \
-	printf '\n  Slipway: http://localhost:8080\n  Sign in as: admin / %s\n  API token:  %s\n  (credentials of the first start; kept in .dev/secrets.env)\n\n' "$$SLIPWAY_BOOTSTRAP_PASSWORD" "$$SLIPWAY_BOOTSTRAP_TOKEN"; \
-	exec ./$(BIN) serve
+	$(GO) build -trimpath -o $(RECEIVER) ./examples/serving-receiver; \
+	if [ "$(DEMO)" != 0 ]; then ./$(BIN) demo --webhook-url http://$(RECEIVER_ADDR)/hooks --secret-file $(RECEIVER_SECRET); fi; \
+	if [ -s $(RECEIVER_SECRET) ]; then \
+		SLIPWAY_WEBHOOK_SECRET=$$(cat $(RECEIVER_SECRET)) ./$(RECEIVER) -addr $(RECEIVER_ADDR) -dir .dev/serving & \
+		trap "kill $$! 2>/dev/null" EXIT; \
+		receiver="  Serving:    examples/serving-receiver on $(RECEIVER_ADDR) loads production into .dev/serving\n"; \
+	fi; \
+	printf '\n  Slipway: http://localhost:8080\n  Sign in as: admin / %s\n  API token:  %s\n  (credentials of the first start; kept in .dev/secrets.env)\n'"$${receiver:-}"'\n' "$$SLIPWAY_BOOTSTRAP_PASSWORD" "$$SLIPWAY_BOOTSTRAP_TOKEN"; \
+	./$(BIN) serve
 
 .PHONY: test
 test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST_* services)
@@ -58,6 +70,10 @@ test: deps ## run every test against local PostgreSQL and MinIO (or SLIPWAY_TEST
 	fi; \
 	echo "go test $(TEST_FLAGS) ./..."; \
 	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: screenshots
+screenshots: deps services ## refresh docs/screenshots from the demo journey in headless Chromium
+	source $(DEVENV); SLIPWAY_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserJourneyDemo$$' ./internal/server/
 
 .PHONY: bench
 bench: build services ## measure uploads, version reads, deep pages, lineage queries and OpenLineage ingestion against baselines (prints a table)

@@ -98,19 +98,36 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// age writes how long ago t was, coarsely.
+// age writes how long ago t was, or how soon it will be, coarsely.
 func age(now, t time.Time) string {
 	d := now.Sub(t)
 	switch {
+	case d < -5*time.Second:
+		return "in " + span(-d)
 	case d < time.Minute:
 		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	}
+	return span(d) + " ago"
+}
+
+// span writes a duration in the coarsest unit that keeps it readable.
+func span(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", max(1, int(d.Minutes())))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+// ifSet is then when cond is not empty, "" otherwise: a link to a page
+// that exists only when there is a cursor.
+func ifSet(cond, then string) string {
+	if cond == "" {
+		return ""
+	}
+	return then
 }
 
 func shortCommit(c string) string {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/a-h/templ"
+
 	"github.com/slipway-ml/slipway/internal/graphlayout"
 	"github.com/slipway-ml/slipway/internal/lineage"
 )
@@ -93,6 +95,20 @@ func (n graphNode) class() string {
 
 func (n graphNode) title() string {
 	return fmt.Sprintf("%s (%s)", n.Label, n.Status)
+}
+
+// summary names the graph for a screen reader: each node is a link of its
+// own, named by its title.
+func (v GraphView) summary() string {
+	return fmt.Sprintf("Lineage graph, %s of %s to depth %d: %d nodes, %d edges", v.Graph.Direction, v.Graph.Root, v.Graph.Depth, len(v.Nodes), len(v.Edges))
+}
+
+// lineageNodeAttrs points the explorer's node field at its problem.
+func lineageNodeAttrs(invalid bool) templ.Attributes {
+	if !invalid {
+		return nil
+	}
+	return templ.Attributes{"aria-invalid": "true", "aria-describedby": "lineage-error"}
 }
 
 // nodeURL is the page of a node.

@@ -160,25 +160,6 @@ func (ui *UI) Logout(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/login")
 }
 
-// Dashboard shows the figures of this Slipway.
-func (ui *UI) Dashboard(c echo.Context) error {
-	ctx := c.Request().Context()
-	counts, err := ui.Auth.Count(ctx)
-	if err != nil {
-		return err
-	}
-	events, err := ui.AuditLog.CountSince(ctx, time.Now().Add(-24*time.Hour))
-	if err != nil {
-		return err
-	}
-	models, err := ui.Registry.CountModels(ctx)
-	if err != nil {
-		return err
-	}
-	d := DashboardData{Models: models, Users: counts.Users, ActiveTokens: counts.ActiveTokens, Sessions: counts.Sessions, AuditEvents24h: events}
-	return Render(c, http.StatusOK, DashboardPage(ui.Page(c, "Dashboard", "dashboard"), d))
-}
-
 func identity(ctx context.Context) auth.Identity {
 	id, ok := auth.IdentityFrom(ctx)
 	if !ok {
@@ -194,7 +175,7 @@ func (ui *UI) tokensData(c echo.Context, owner auth.User, own bool) (TokensData,
 		return TokensData{}, err
 	}
 	tokens, next, err := ui.Auth.ListTokens(c.Request().Context(), owner.Name, p)
-	d := TokensData{Owner: owner, Own: own, Tokens: tokens, NextCursor: next, Now: time.Now(), BasePath: "/settings/tokens"}
+	d := TokensData{Owner: owner, Own: own, Tokens: tokens, Cursor: p.Cursor, NextCursor: next, Now: time.Now(), BasePath: "/settings/tokens"}
 	if !own {
 		d.BasePath = "/admin/users/" + owner.Name + "/tokens"
 	}
@@ -267,7 +248,7 @@ func (ui *UI) CreateToken(c echo.Context) error {
 	}
 	status := http.StatusCreated
 	if formErr != nil {
-		d.Error = formErr.Error()
+		d.Error, d.Fields = formErr.Error(), fieldErrorsOf("token", formErr)
 		status = http.StatusBadRequest
 	} else {
 		d.NewSecret, d.NewName = secret, in.Name
@@ -316,7 +297,7 @@ func (ui *UI) RevokeToken(c echo.Context) error {
 
 // Password shows the form to change one's password.
 func (ui *UI) Password(c echo.Context) error {
-	return Render(c, http.StatusOK, PasswordPage(ui.Page(c, "Password", "settings"), ""))
+	return Render(c, http.StatusOK, PasswordPage(ui.Page(c, "Password", "settings"), "", fieldErrors{}))
 }
 
 // ChangePassword replaces the signed-in user's password and signs them out
@@ -325,11 +306,11 @@ func (ui *UI) ChangePassword(c echo.Context) error {
 	ctx := c.Request().Context()
 	err := ui.Auth.ChangePassword(ctx, identity(ctx).User.Name, c.FormValue("current_password"), c.FormValue("new_password"))
 	if formError(err) {
-		return Render(c, http.StatusBadRequest, PasswordPage(ui.Page(c, "Password", "settings"), err.Error()))
+		return Render(c, http.StatusBadRequest, PasswordPage(ui.Page(c, "Password", "settings"), err.Error(), fieldErrorsOf("password", err)))
 	}
 	if errors.Is(err, errs.ErrTooManyRequests) {
 		return Render(c, http.StatusTooManyRequests, PasswordPage(ui.Page(c, "Password", "settings"),
-			fmt.Sprintf("Too many wrong passwords. Try again in %d minutes.", int(auth.LoginFailureWindow.Minutes()))))
+			fmt.Sprintf("Too many wrong passwords. Try again in %d minutes.", int(auth.LoginFailureWindow.Minutes())), fieldErrors{}))
 	}
 	if err != nil {
 		return err
@@ -344,9 +325,11 @@ func (ui *UI) usersData(c echo.Context) (UsersData, error) {
 		return UsersData{}, err
 	}
 	users, next, err := ui.Auth.ListUsers(c.Request().Context(), p)
-	return UsersData{Users: users, NextCursor: next}, err
+	return UsersData{Users: users, Cursor: p.Cursor, NextCursor: next, Now: time.Now()}, err
 }
 
+// renderUsers answers the users section for htmx, or the whole page; a
+// formErr of the new-user form (not of a row's) is shown by its fields too.
 func (ui *UI) renderUsers(c echo.Context, status int, formErr error, notice string) error {
 	d, err := ui.usersData(c)
 	if err != nil {
@@ -354,6 +337,9 @@ func (ui *UI) renderUsers(c echo.Context, status int, formErr error, notice stri
 	}
 	if formErr != nil {
 		d.Error = formErr.Error()
+		if c.Path() == "/admin/users" {
+			d.Fields = fieldErrorsOf("new-user", formErr)
+		}
 	}
 	d.Notice = notice
 	p := ui.Page(c, "Users", "settings")
@@ -406,6 +392,9 @@ func (ui *UI) renderUser(c echo.Context, status int, name string, formErr error,
 		d.Error = formErr.Error()
 	}
 	d.Notice = notice
+	if formErr != nil {
+		d.Fields = fieldErrorsOf("user", formErr)
+	}
 	p := ui.Page(c, "User "+name, "settings")
 	if IsHTMX(c) {
 		return Render(c, status, UserSection(p, d))
@@ -483,7 +472,7 @@ func (ui *UI) Audit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := AuditData{Events: events, NextCursor: next, Filter: q}
+	d := AuditData{Events: events, NextCursor: next, Filter: q, Now: time.Now()}
 	switch hxTarget(c) {
 	case "audit-rows":
 		return Render(c, http.StatusOK, AuditRows(d))
@@ -500,7 +489,7 @@ func (ui *UI) Models(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := ModelsData{Query: c.QueryParam("q"), Tag: c.QueryParam("tag"), Archived: c.QueryParam("archived") == "true"}
+	d := ModelsData{Query: c.QueryParam("q"), Tag: c.QueryParam("tag"), Archived: c.QueryParam("archived") == "true", Cursor: p.Cursor, Now: time.Now()}
 	d.Models, d.NextCursor, err = ui.Registry.ListModels(c.Request().Context(), registry.ModelFilter{Prefix: d.Query, Tag: d.Tag, Archived: d.Archived}, p)
 	if err != nil {
 		return err
@@ -523,11 +512,14 @@ func (ui *UI) modelData(c echo.Context, name string) (ModelData, error) {
 		return ModelData{}, err
 	}
 	stages, err := ui.stagesData(c, name)
+	now := time.Now()
+	stages.Now = now
 	return ModelData{
 		Model:    m,
-		Versions: VersionsData{Model: m.Name, Versions: versions, NextCursor: next, Now: time.Now()},
+		Versions: VersionsData{Model: m.Name, Versions: versions, Cursor: p.Cursor, NextCursor: next, Now: now},
 		Stages:   stages,
 		CanEdit:  identity(ctx).User.Role.Allows(auth.RoleContributor),
+		Now:      now,
 	}, err
 }
 
@@ -541,12 +533,12 @@ func (ui *UI) Version(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := VersionData{Version: v, Now: time.Now()}
+	d := VersionData{Version: v, Now: time.Now(), ReportsCursor: c.QueryParam("reports"), PromotionsCursor: c.QueryParam("promotions")}
 	ctx := c.Request().Context()
-	if d.Reports, _, err = ui.Evaluations.List(ctx, v.Model, v.Version, pagination.Page{Limit: pagination.MaxLimit}); err != nil {
+	if d.Reports, d.NextReports, err = ui.Evaluations.List(ctx, v.Model, v.Version, pagination.Page{Cursor: d.ReportsCursor, Limit: 50}); err != nil {
 		return err
 	}
-	if d.Promotions, _, err = ui.Promotions.ListPromotions(ctx, promotion.Filter{Model: v.Model, Version: v.Version}, pagination.Page{Limit: 20}); err != nil {
+	if d.Promotions, d.NextPromotions, err = ui.Promotions.ListPromotions(ctx, promotion.Filter{Model: v.Model, Version: v.Version}, pagination.Page{Cursor: d.PromotionsCursor, Limit: 20}); err != nil {
 		return err
 	}
 	stages, err := ui.Promotions.ListStages(ctx, v.Model)
@@ -608,7 +600,7 @@ func (ui *UI) UpdateModel(c echo.Context) error {
 	}
 	d.Notice = notice
 	if formErr != nil {
-		d.Error = formErr.Error()
+		d.Error, d.Fields = formErr.Error(), fieldErrorsOf("model", formErr)
 	}
 	p := ui.Page(c, d.Model.Name, "models")
 	if IsHTMX(c) {

@@ -43,7 +43,7 @@ func (ui *UI) Datasets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := DatasetsData{Query: c.QueryParam("q")}
+	d := DatasetsData{Query: c.QueryParam("q"), Cursor: p.Cursor}
 	d.Datasets, d.NextCursor, err = ui.Lineage.ListDatasets(c.Request().Context(), lineage.DatasetFilter{Prefix: d.Query}, p)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (ui *UI) Dataset(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := DatasetData{Dataset: ds, Now: time.Now()}
+	d := DatasetData{Dataset: ds, Cursor: p.Cursor, Now: time.Now()}
 	d.Versions, d.NextCursor, err = ui.Lineage.ListDatasetVersions(ctx, ds.Name, p)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ func (ui *UI) DatasetVersion(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	var d DatasetVersionData
+	d := DatasetVersionData{Now: time.Now()}
 	if d.Version, err = ui.Lineage.GetDatasetVersion(ctx, c.Param("dataset"), n); err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (ui *UI) Runs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := RunsData{Orchestrator: c.QueryParam("orchestrator"), Name: c.QueryParam("name"), Status: c.QueryParam("status")}
+	d := RunsData{Orchestrator: c.QueryParam("orchestrator"), Name: c.QueryParam("name"), Status: c.QueryParam("status"), Cursor: p.Cursor, Now: time.Now()}
 	d.Runs, d.NextCursor, err = ui.Lineage.ListRuns(c.Request().Context(), lineage.RunFilter{Orchestrator: d.Orchestrator, Name: d.Name, Status: d.Status}, p)
 	if err != nil {
 		return err
@@ -133,11 +133,11 @@ func (ui *UI) Run(c echo.Context) error {
 		return errs.Invalid("id", "must be a run id")
 	}
 	ctx := c.Request().Context()
-	var d RunData
+	d := RunData{ChildrenCursor: c.QueryParam("children"), Now: time.Now()}
 	if d.Run, err = ui.Lineage.GetRun(ctx, id); err != nil {
 		return err
 	}
-	if d.Children, _, err = ui.Lineage.ListRuns(ctx, lineage.RunFilter{Parent: id}, pagination.Page{}); err != nil {
+	if d.Children, d.NextChildren, err = ui.Lineage.ListRuns(ctx, lineage.RunFilter{Parent: id}, pagination.Page{Cursor: d.ChildrenCursor}); err != nil {
 		return err
 	}
 	if d.Lineage, d.Explore, err = ui.panel(c, d.Run.Ref(), lineage.Both); err != nil {

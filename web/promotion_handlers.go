@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway-ml/slipway/internal/auth"
@@ -28,16 +30,18 @@ func directionText(d string) string {
 	return ""
 }
 
-// Reviews is the review queue: open requests, then recent decisions.
+// Reviews is the review queue, a page at a time (oldest first: what waits
+// longest comes first), then recent decisions.
 func (ui *UI) Reviews(c echo.Context) error {
 	ctx := c.Request().Context()
-	open, _, err := ui.Promotions.ListPromotions(ctx, promotion.Filter{Status: promotion.StatusPendingApproval}, pagination.Page{Limit: pagination.MaxLimit})
+	p, err := pagination.Parse(c.QueryParam("cursor"), c.QueryParam("limit"))
 	if err != nil {
 		return err
 	}
-	// the queue oldest first: what waits longest comes first
-	for i, j := 0, len(open)-1; i < j; i, j = i+1, j-1 {
-		open[i], open[j] = open[j], open[i]
+	d := ReviewsData{Cursor: p.Cursor, Now: time.Now()}
+	d.Open, d.NextCursor, err = ui.Promotions.ListPromotions(ctx, promotion.Filter{Status: promotion.StatusPendingApproval, OldestFirst: true}, p)
+	if err != nil {
+		return err
 	}
 	recent, _, err := ui.Promotions.ListPromotions(ctx, promotion.Filter{}, pagination.Page{Limit: 30})
 	if err != nil {
@@ -49,7 +53,8 @@ func (ui *UI) Reviews(c echo.Context) error {
 			decided = append(decided, r)
 		}
 	}
-	return Render(c, http.StatusOK, ReviewsPage(ui.Page(c, "Reviews", "reviews"), ReviewsData{Open: open, Recent: decided, Now: time.Now()}))
+	d.Recent = decided
+	return Render(c, http.StatusOK, ReviewsPage(ui.Page(c, "Reviews", "reviews"), d))
 }
 
 func promotionID(c echo.Context) (int64, error) {
@@ -152,6 +157,7 @@ type PolicyData struct {
 	CanEdit      bool
 	Errors       []string
 	Notice       string
+	Now          time.Time
 }
 
 func rulesJSON(rules []promotion.Rule) string {
@@ -173,7 +179,7 @@ func (ui *UI) policyData(c echo.Context, model, stage string) (PolicyData, error
 		return PolicyData{}, err
 	}
 	d := PolicyData{Model: model, Stage: stage, Current: cur, Shown: cur, Revisions: revs, Draft: rulesJSON(cur.Rules),
-		CanEdit: identity(ctx).User.Role.Allows(auth.RoleAdmin)}
+		CanEdit: identity(ctx).User.Role.Allows(auth.RoleAdmin), Now: time.Now()}
 	if s := c.QueryParam("revision"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -250,12 +256,35 @@ func (ui *UI) SavePolicy(c echo.Context) error {
 type stagesData struct {
 	Model  string
 	Stages []promotion.Stage
-	Moves  []promotion.Move
-	Trend  *trendChart
+	// Moves is a page of the history: the cursor of this page (?moves=)
+	// and of the next
+	Moves                  []promotion.Move
+	MovesCursor, NextMoves string
+	Trend                  *trendChart
 	// At answers "what held the stage at that time" (?stage=&at=).
 	At *holderAt
-	// Error is why a stage could not be added.
-	Error string
+	// Error is why a stage could not be added, Fields the same by field.
+	Error  string
+	Fields fieldErrors
+	Now    time.Time
+}
+
+// historyURL is the model's page showing the page at cursor of the
+// stage history.
+func (d stagesData) historyURL(cursor string) string {
+	u := "/models/" + d.Model
+	if cursor != "" {
+		u += "?" + url.Values{"moves": {cursor}}.Encode()
+	}
+	return u + "#history"
+}
+
+// atAttrs points the time field of "what held" at its problem.
+func (d stagesData) atAttrs() templ.Attributes {
+	if d.At == nil || d.At.Error == "" {
+		return nil
+	}
+	return templ.Attributes{"aria-invalid": "true", "aria-describedby": "holder-at-error"}
 }
 
 type holderAt struct {
@@ -274,11 +303,11 @@ func (ui *UI) stagesData(c echo.Context, model string) (stagesData, error) {
 	if err != nil {
 		return stagesData{}, err
 	}
-	moves, _, err := ui.Promotions.History(ctx, model, "", pagination.Page{Limit: 20})
+	d := stagesData{Model: model, Stages: st, MovesCursor: c.QueryParam("moves"), Now: time.Now()}
+	d.Moves, d.NextMoves, err = ui.Promotions.History(ctx, model, "", pagination.Page{Cursor: d.MovesCursor, Limit: 20})
 	if err != nil {
 		return stagesData{}, err
 	}
-	d := stagesData{Model: model, Stages: st, Moves: moves}
 	if stage, at := c.QueryParam("stage"), c.QueryParam("at"); stage != "" && at != "" {
 		h := &holderAt{Stage: stage}
 		t, err := time.Parse(atLayout, at)
@@ -367,6 +396,6 @@ func (ui *UI) CreateStage(c echo.Context) error {
 	if derr != nil {
 		return derr
 	}
-	d.Stages.Error = err.Error()
+	d.Stages.Error, d.Stages.Fields = err.Error(), fieldErrorsOf("stage", err)
 	return Render(c, http.StatusBadRequest, ModelPage(ui.Page(c, d.Model.Name, "models"), d))
 }

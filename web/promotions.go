@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/a-h/templ"
+
 	"github.com/slipway-ml/slipway/internal/evalreport"
 	"github.com/slipway-ml/slipway/internal/promotion"
 )
@@ -174,6 +176,40 @@ func newSliceChart(g promotion.SliceGroup) sliceChart {
 	}
 	c.Height = float64(len(g.Rows)) * sliceRowH
 	return c
+}
+
+// summary says what the chart shows, for a screen reader (and on hover).
+func (c sliceChart) summary() string {
+	parts := make([]string, 0, len(c.Rows))
+	for _, r := range c.Rows {
+		p := r.Label + ": candidate " + r.Cand
+		if r.HasChamp {
+			p += ", champion " + r.Champ
+		}
+		if r.Regressed {
+			p += " (worse)"
+		}
+		parts = append(parts, p)
+	}
+	return c.Group.Test + " by slice. " + strings.Join(parts, "; ")
+}
+
+// summary says what the chart shows, for a screen reader (and on hover).
+func (c trendChart) summary() string {
+	if len(c.Dots) == 0 {
+		return c.Metric + " across versions: no finite value"
+	}
+	first, last := c.Dots[0], c.Dots[len(c.Dots)-1]
+	return fmt.Sprintf("%s across %d versions, from %s (v%d) to %s (v%d); lowest %s, highest %s",
+		c.Metric, len(c.Dots), first.Value, first.Version, last.Value, last.Version, c.Min, c.Max)
+}
+
+// policyEditorAttrs points the policy editor at the list of its problems.
+func policyEditorAttrs(invalid bool) templ.Attributes {
+	if !invalid {
+		return nil
+	}
+	return templ.Attributes{"aria-invalid": "true", "aria-describedby": "policy-errors"}
 }
 
 // trendChart is a metric across versions, as a polyline.

@@ -40,8 +40,13 @@ func headerLines(h map[string]string) string {
 }
 
 func (ui *UI) webhooksData(c echo.Context) (WebhooksData, error) {
-	eps, _, err := ui.Webhooks.List(c.Request().Context(), pagination.Page{Limit: pagination.MaxLimit})
-	return WebhooksData{Endpoints: eps, Types: webhook.EventTypes, Now: time.Now()}, err
+	p, err := pagination.Parse(c.QueryParam("cursor"), "")
+	if err != nil {
+		return WebhooksData{}, err
+	}
+	d := WebhooksData{Cursor: p.Cursor, Types: webhook.EventTypes, Now: time.Now()}
+	d.Endpoints, d.NextCursor, err = ui.Webhooks.List(c.Request().Context(), p)
+	return d, err
 }
 
 // WebhooksList lists the endpoints (admins).
@@ -75,7 +80,7 @@ func (ui *UI) CreateWebhook(c echo.Context) error {
 	}
 	status := http.StatusOK
 	if createErr != nil {
-		status, d.Error = http.StatusBadRequest, createErr.Error()
+		status, d.Error, d.Fields = http.StatusBadRequest, createErr.Error(), fieldErrorsOf("webhook", createErr)
 	} else {
 		d.Created, d.Secret = &e, secret
 		c.Response().Header().Set("Cache-Control", "no-store")
@@ -101,7 +106,7 @@ func (ui *UI) webhookData(c echo.Context, id int64) (WebhookData, error) {
 	if err != nil {
 		return WebhookData{}, err
 	}
-	d := WebhookData{Endpoint: e, Status: c.QueryParam("status"), Now: time.Now()}
+	d := WebhookData{Endpoint: e, Status: c.QueryParam("status"), Cursor: p.Cursor, Now: time.Now()}
 	if d.Messages, d.NextCursor, err = ui.Webhooks.Messages(ctx, webhook.MessageFilter{EndpointID: id, Status: d.Status}, p); err != nil {
 		return WebhookData{}, err
 	}
@@ -195,7 +200,7 @@ func (ui *UI) renderWebhook(c echo.Context, id int64, notice, secret string, act
 	}
 	status := http.StatusOK
 	if actErr != nil {
-		status, d.Error = http.StatusBadRequest, actErr.Error()
+		status, d.Error, d.Fields = http.StatusBadRequest, actErr.Error(), fieldErrorsOf("webhook", actErr)
 	} else {
 		d.Notice, d.Secret = notice, secret
 	}

@@ -82,6 +82,23 @@ func waitForStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (bl
 	}
 }
 
+// prepareSchema applies the migrations when cfg.Migrate says so, and checks
+// that the schema is the one this binary expects.
+func prepareSchema(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) error {
+	if cfg.Migrate {
+		m, err := database.NewMigrator(pool)
+		if err != nil {
+			return err
+		}
+		err = m.Up()
+		m.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return database.CheckSchema(ctx, pool)
+}
+
 func openStore(ctx context.Context, cfg *config.Config) (blob.Store, error) {
 	if cfg.Storage == "filesystem" {
 		return blob.NewFilesystem(cfg.StorageDir)
@@ -116,18 +133,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := waitForDatabase(ctx, pool, log); err != nil {
 		return err
 	}
-	if cfg.Migrate {
-		m, err := database.NewMigrator(pool)
-		if err != nil {
-			return err
-		}
-		err = m.Up()
-		m.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if err := database.CheckSchema(ctx, pool); err != nil {
+	if err := prepareSchema(ctx, cfg, pool); err != nil {
 		return err
 	}
 

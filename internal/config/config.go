@@ -143,6 +143,10 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 		WebhookDisableAfter:   r.duration("SLIPWAY_WEBHOOK_DISABLE_AFTER", 5*24*time.Hour),
 		WebhookRotationWindow: r.duration("SLIPWAY_WEBHOOK_ROTATION_WINDOW", 24*time.Hour),
 	}
+	// the longest window a rotation takes (webhook.MaxRotationWindow)
+	if c.WebhookRotationWindow > 7*24*time.Hour {
+		r.fail("SLIPWAY_WEBHOOK_ROTATION_WINDOW", "must be at most 168h (7 days), got %s", c.WebhookRotationWindow)
+	}
 	if k := r.secret("SLIPWAY_WEBHOOK_KEY"); k != "" {
 		b, err := base64.StdEncoding.DecodeString(k)
 		if err != nil || len(b) != 32 {

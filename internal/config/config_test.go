@@ -226,6 +226,7 @@ func TestLoadRejectsBadVariable(t *testing.T) {
 		want []string // every variable the problems name, sorted
 	}{
 		{"addr without port", map[string]string{"SLIPWAY_ADDR": "8080"}, []string{"SLIPWAY_ADDR"}},
+		{"rotation window beyond a week", map[string]string{"SLIPWAY_WEBHOOK_ROTATION_WINDOW": "169h"}, []string{"SLIPWAY_WEBHOOK_ROTATION_WINDOW"}},
 		{"addr host only", map[string]string{"SLIPWAY_ADDR": "localhost"}, []string{"SLIPWAY_ADDR"}},
 		{"public url ftp", map[string]string{"SLIPWAY_PUBLIC_URL": "ftp://slipway.example.com"}, []string{"SLIPWAY_PUBLIC_URL"}},
 		{"public url with path", map[string]string{"SLIPWAY_PUBLIC_URL": "https://example.com/slipway"}, []string{"SLIPWAY_PUBLIC_URL"}},

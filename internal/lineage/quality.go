@@ -212,3 +212,74 @@ func (s *Service) OpenRawQualityResult(ctx context.Context, dataset string, numb
 	}
 	return QualityResult{}, nil, fmt.Errorf("dataset %q version %d has no quality result %d: %w", dataset, number, id, errs.ErrNotFound)
 }
+
+// VersionRef names a model version.
+type VersionRef struct {
+	Model   string
+	Version int
+}
+
+// UpstreamFailure is a failing data-quality suite on a dataset version
+// upstream of a model version: the latest result of the suite failed.
+type UpstreamFailure struct {
+	Model          string    `json:"model"`
+	Version        int       `json:"version"`
+	Dataset        string    `json:"dataset"`
+	DatasetVersion int       `json:"dataset_version"`
+	Suite          string    `json:"suite"`
+	Producer       string    `json:"producer"`
+	FailedChecks   int       `json:"failed_checks"`
+	Depth          int       `json:"depth"`
+	At             time.Time `json:"at"`
+}
+
+// UpstreamQualityFailures finds, in one walk of the graph from every
+// version given (up to MaxDepth), the dataset versions whose latest result
+// of a suite failed; at most limit, nearest first.
+func (s *Service) UpstreamQualityFailures(ctx context.Context, roots []VersionRef, limit int) ([]UpstreamFailure, error) {
+	if len(roots) == 0 {
+		return nil, nil
+	}
+	models := make([]string, len(roots))
+	numbers := make([]int32, len(roots))
+	for i, r := range roots {
+		models[i], numbers[i] = r.Model, int32(r.Version)
+	}
+	rows, err := s.db.Query(ctx, `
+		WITH RECURSIVE roots AS (
+			SELECT v.id FROM unnest($1::text[], $2::int[]) AS r(model, version)
+			JOIN models m ON m.name = r.model JOIN model_versions v ON v.model_id = m.id AND v.version = r.version
+		), walk(root, kind, id, depth) AS (
+			SELECT id, 'model_version', id, 0 FROM roots
+			UNION
+			SELECT w.root, e.src_kind, e.src_id, w.depth + 1
+			FROM walk w JOIN lineage_edges e ON e.dst_kind = w.kind AND e.dst_id = w.id
+			WHERE w.depth < $3
+		), budget AS (SELECT * FROM walk LIMIT $4),
+		upstream AS (SELECT root, id, min(depth) AS depth FROM budget WHERE kind = 'dataset_version' GROUP BY root, id),
+		latest AS (
+			SELECT DISTINCT ON (q.dataset_version_id, q.suite) q.dataset_version_id, q.suite, q.producer, q.passed,
+				jsonb_array_length(q.failed_checks) AS failed, q.created_at
+			FROM dataset_quality_results q WHERE q.dataset_version_id IN (SELECT id FROM upstream)
+			ORDER BY q.dataset_version_id, q.suite, q.id DESC
+		)
+		SELECT m.name, v.version, d.name, dv.version, l.suite, l.producer, l.failed, u.depth, l.created_at
+		FROM upstream u
+		JOIN latest l ON l.dataset_version_id = u.id AND NOT l.passed
+		JOIN model_versions v ON v.id = u.root JOIN models m ON m.id = v.model_id
+		JOIN dataset_versions dv ON dv.id = u.id JOIN datasets d ON d.id = dv.dataset_id
+		ORDER BY u.depth, m.name, d.name, dv.version, l.suite LIMIT $5`,
+		models, numbers, MaxDepth, MaxNodes*8, limit)
+	if err != nil {
+		return nil, fmt.Errorf("upstream quality failures: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UpstreamFailure, error) {
+		var f UpstreamFailure
+		err := r.Scan(&f.Model, &f.Version, &f.Dataset, &f.DatasetVersion, &f.Suite, &f.Producer, &f.FailedChecks, &f.Depth, &f.At)
+		return f, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream quality failures: %w", err)
+	}
+	return out, nil
+}

@@ -589,10 +589,13 @@ type Filter struct {
 	Model   string
 	Stage   string
 	Version int
+	// OldestFirst lists in the order the requests were made: the review
+	// queue, where what has waited longest comes first.
+	OldestFirst bool
 }
 
-// ListPromotions lists requests, newest first, a page at a time. The
-// review queue is Status pending_approval.
+// ListPromotions lists requests, newest first (or oldest first), a page at
+// a time. The review queue is Status pending_approval, oldest first.
 func (s *Service) ListPromotions(ctx context.Context, f Filter, p pagination.Page) ([]Promotion, string, error) {
 	switch f.Status {
 	case "", StatusPendingApproval, StatusPromoted, StatusRejected, StatusCancelled:
@@ -604,13 +607,17 @@ func (s *Service) ListPromotions(ctx context.Context, f Filter, p pagination.Pag
 			return nil, "", err
 		}
 	}
-	before := int64(1<<63 - 1)
-	if _, err := p.Decode(&before); err != nil {
+	// the cursor is the id of the last request of the page before
+	past, order, last := "<", "DESC", int64(1<<63-1)
+	if f.OldestFirst {
+		past, order, last = ">", "ASC", 0
+	}
+	if _, err := p.Decode(&last); err != nil {
 		return nil, "", err
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+promotionColumns+promotionFrom+`
-		WHERE p.id < $1 AND ($2 = '' OR p.status = $2) AND ($3 = '' OR m.name = $3) AND ($4 = '' OR s.name = $4) AND ($5 = 0 OR v.version = $5)
-		ORDER BY p.id DESC LIMIT $6`, before, f.Status, f.Model, f.Stage, f.Version, p.Size()+1)
+		WHERE p.id `+past+` $1 AND ($2 = '' OR p.status = $2) AND ($3 = '' OR m.name = $3) AND ($4 = '' OR s.name = $4) AND ($5 = 0 OR v.version = $5)
+		ORDER BY p.id `+order+` LIMIT $6`, last, f.Status, f.Model, f.Stage, f.Version, p.Size()+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list promotions: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/blob"
 	"github.com/slipway-ml/slipway/internal/config"
+	"github.com/slipway-ml/slipway/internal/demo"
 	"github.com/slipway-ml/slipway/internal/evaluation"
 	"github.com/slipway-ml/slipway/internal/lineage"
 	"github.com/slipway-ml/slipway/internal/pagination"
@@ -50,6 +51,9 @@ type env struct {
 	tokens map[auth.Role]string
 	cfg    *config.Config
 	store  blob.Store
+	// svc are the domain services behind the server, for tests that set
+	// up data as the server's own code would (the demo story)
+	svc demo.Services
 }
 
 // envSetup is what options may change before the server is built.
@@ -104,13 +108,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if setup.noWebhookKey {
 		hooks = webhook.NewService(setup.pool, nil, webhook.AddressPolicy{AllowPrivate: true})
 	}
+	svc := demo.Services{Auth: authSvc, Registry: registry.NewService(setup.pool, setup.store),
+		Lineage: lineage.NewService(setup.pool, setup.store), Evaluations: evaluation.NewService(setup.pool, setup.store),
+		Promotions: promotion.NewService(setup.pool, setup.store), Webhooks: hooks}
 	srv := server.New(server.Deps{
-		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: registry.NewService(setup.pool, setup.store),
-		Lineage:     lineage.NewService(setup.pool, setup.store),
-		Evaluations: evaluation.NewService(setup.pool, setup.store),
-		Promotions:  promotion.NewService(setup.pool, setup.store),
-		Webhooks:    hooks,
-		Assets:      assets, OpenAPI: doc, Logger: testLogger(t),
+		Config: cfg, DB: setup.pool, Store: setup.store, Auth: authSvc, AuditLog: audit.NewLog(setup.pool), Registry: svc.Registry,
+		Lineage: svc.Lineage, Evaluations: svc.Evaluations, Promotions: svc.Promotions, Webhooks: hooks,
+		Assets: assets, OpenAPI: doc, Logger: testLogger(t),
 	})
 	if setup.deliver {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -127,7 +131,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if _, err := authSvc.Bootstrap(ctx, adminToken, testPassword); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, url: ts.URL, server: srv, db: db, auth: authSvc, doc: doc, cfg: cfg, store: setup.store,
+	e := &env{t: t, url: ts.URL, server: srv, db: db, auth: authSvc, doc: doc, cfg: cfg, store: setup.store, svc: svc,
 		api: apitest.New(t, ts.URL, doc), tokens: map[auth.Role]string{auth.RoleAdmin: adminToken}}
 	for _, r := range []auth.Role{auth.RoleViewer, auth.RoleContributor, auth.RoleReviewer} {
 		if _, err := authSvc.CreateUser(ctx, auth.NewUser{Name: string(r) + "-user", Role: r, Password: testPassword}); err != nil {

@@ -184,6 +184,24 @@ func (s *Service) List(ctx context.Context, p pagination.Page) ([]Endpoint, stri
 	return items, next, nil
 }
 
+// Unhealthy lists endpoints that need an admin's eye: disabled, failing
+// since their last delivery, or with messages given up on; at most limit,
+// the longest failing first.
+func (s *Service) Unhealthy(ctx context.Context, limit int) ([]Endpoint, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+endpointColumns+endpointFrom+`
+		WHERE NOT e.enabled OR e.failing_since IS NOT NULL
+			OR EXISTS (SELECT 1 FROM webhook_messages w WHERE w.endpoint_id = e.id AND w.status = 'failed')
+		ORDER BY coalesce(e.failing_since, e.disabled_at, e.updated_at), e.id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unhealthy webhook endpoints: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return scanEndpoint(r) })
+	if err != nil {
+		return nil, fmt.Errorf("unhealthy webhook endpoints: %w", err)
+	}
+	return items, nil
+}
+
 // Get returns one endpoint.
 func (s *Service) Get(ctx context.Context, id int64) (Endpoint, error) {
 	return getEndpoint(ctx, s.db, id)
