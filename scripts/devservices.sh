@@ -136,8 +136,12 @@ minio_up() {
   fi
   log "starting MinIO on 127.0.0.1:$MINIO_PORT"
   mkdir -p "$DEV_DIR/minio"
+  # a session of its own: Ctrl-C on `make run` stops Slipway, not MinIO
+  # (make services-down does)
+  detach=()
+  command -v setsid >/dev/null 2>&1 && detach=(setsid)
   MINIO_ROOT_USER=$DEV_MINIO_USER MINIO_ROOT_PASSWORD=$DEV_MINIO_PASSWORD MINIO_BROWSER=off \
-    nohup "$minio_bin" server "$DEV_DIR/minio" --quiet \
+    "${detach[@]}" nohup "$minio_bin" server "$DEV_DIR/minio" --quiet \
       --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" \
       >"$DEV_DIR/minio.log" 2>&1 &
   echo $! > "$DEV_DIR/minio.pid"
