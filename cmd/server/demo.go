@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/demo"
 	"github.com/slipway-ml/slipway/internal/evaluation"
@@ -40,29 +39,19 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pool, err := openDatabase(ctx, cfg)
+	pool, store, err := openBackends(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := waitForDatabase(ctx, pool, log); err != nil {
-		return err
-	}
-	if err := prepareSchema(ctx, cfg, pool); err != nil {
-		return err
-	}
-	store, err := waitForStore(ctx, cfg, log)
-	if err != nil {
-		return fmt.Errorf("object store: %w", err)
-	}
 	hooks, _, err := webhooks(cfg, pool, store, log)
 	if err != nil {
 		return err
 	}
-	authSvc := auth.NewService(pool, auth.Config{SessionTTL: cfg.SessionTTL})
 	// the bootstrap admin first, as serve makes it: it is made only while
 	// no admin exists, and the demo acts as it
-	if _, err := authSvc.Bootstrap(ctx, cfg.BootstrapToken, cfg.BootstrapPassword); err != nil {
+	authSvc, err := bootstrap(ctx, cfg, pool, log)
+	if err != nil {
 		return err
 	}
 	svc := demo.Services{

@@ -82,6 +82,43 @@ func waitForStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (bl
 	}
 }
 
+// openBackends opens the database (waiting for it), brings its schema up
+// to date as cfg says, and opens the object store (waiting for it).
+func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pgxpool.Pool, blob.Store, error) {
+	pool, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitForDatabase(ctx, pool, log); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	if err := prepareSchema(ctx, cfg, pool); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	store, err := waitForStore(ctx, cfg, log)
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("object store: %w", err)
+	}
+	return pool, store, nil
+}
+
+// bootstrap makes the first admin from the configuration, while no admin
+// exists.
+func bootstrap(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, log *slog.Logger) (*auth.Service, error) {
+	authSvc := auth.NewService(pool, auth.Config{SessionTTL: cfg.SessionTTL})
+	created, err := authSvc.Bootstrap(ctx, cfg.BootstrapToken, cfg.BootstrapPassword)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("bootstrap admin created", "user", auth.BootstrapAdminName, "password_login", cfg.BootstrapPassword != "")
+	}
+	return authSvc, nil
+}
+
 // prepareSchema applies the migrations when cfg.Migrate says so, and checks
 // that the schema is the one this binary expects.
 func prepareSchema(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) error {
@@ -125,28 +162,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	log.Info("starting Slipway", "version", version, "config", cfg)
 
-	pool, err := openDatabase(ctx, cfg)
+	pool, store, err := openBackends(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := waitForDatabase(ctx, pool, log); err != nil {
-		return err
-	}
-	if err := prepareSchema(ctx, cfg, pool); err != nil {
-		return err
-	}
-
-	store, err := waitForStore(ctx, cfg, log)
+	authSvc, err := bootstrap(ctx, cfg, pool, log)
 	if err != nil {
-		return fmt.Errorf("object store: %w", err)
-	}
-
-	authSvc := auth.NewService(pool, auth.Config{SessionTTL: cfg.SessionTTL})
-	if created, err := authSvc.Bootstrap(ctx, cfg.BootstrapToken, cfg.BootstrapPassword); err != nil {
 		return err
-	} else if created {
-		log.Info("bootstrap admin created", "user", auth.BootstrapAdminName, "password_login", cfg.BootstrapPassword != "")
 	}
 
 	assets, err := static.New()

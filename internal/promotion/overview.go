@@ -47,7 +47,7 @@ func (s *Service) Holdings(ctx context.Context, stage string, limit int) ([]Hold
 		FROM stages s
 		JOIN models m ON m.id = s.model_id
 		JOIN model_versions v ON v.id = s.version_id
-		LEFT JOIN LATERAL (SELECT moved_by_name FROM stage_moves WHERE stage_id = s.id ORDER BY id DESC LIMIT 1) mv ON true
+		LEFT JOIN LATERAL (SELECT moved_by_name FROM stage_moves WHERE stage_id = s.id ORDER BY moved_at DESC, id DESC LIMIT 1) mv ON true
 		LEFT JOIN LATERAL (SELECT document FROM promotion_policies WHERE stage_id = s.id ORDER BY revision DESC LIMIT 1) p ON true
 		LEFT JOIN LATERAL (
 			SELECT r.rule->>'metric' AS metric FROM jsonb_array_elements(p.document->'rules') WITH ORDINALITY AS r(rule, i)
