@@ -104,6 +104,18 @@ func stepper(t *testing.T, ctx context.Context, problems func() []string) func(s
 
 func css(s string) chromedp.CSS { return chromedp.CSS(s) }
 
+// waitFor waits until the JavaScript expression is true on the page.
+func waitFor(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second))(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// htmxReady waits until htmx has loaded (it is deferred) and processed the
+// page, so that the events a test fires are heard.
+var htmxReady = waitFor(`document.readyState === 'complete' && typeof htmx !== 'undefined'`)
+
 // text reads the text of the element sel.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
@@ -151,7 +163,7 @@ func TestBrowserJourneyTokens(t *testing.T) {
 	// Revoke it with its button (htmx, after the confirmation dialog).
 	revoke := `[data-testid=revoke-` + itoa(id.TokenID) + `]`
 	row := `[data-testid=token-` + itoa(id.TokenID) + `]`
-	do("revoke", chromedp.Click(css(revoke)), chromedp.WaitNotPresent(css(revoke)))
+	do("revoke", htmxReady, chromedp.Click(css(revoke)), chromedp.WaitNotPresent(css(revoke)))
 	if got := text(t, ctx, row+` .badge`); got != "revoked" {
 		t.Errorf("status after revoke = %q", got)
 	}
@@ -264,6 +276,7 @@ func TestBrowserJourneyModels(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid=model-churn]`)),
 	)
 	do("search as you type (htmx)",
+		htmxReady,
 		chromedp.SendKeys(css(`[data-testid=models-q]`), "fra"),
 		chromedp.WaitNotPresent(css(`[data-testid=model-churn]`)),
 		chromedp.WaitVisible(css(`[data-testid=model-fraud-scorer]`)),
