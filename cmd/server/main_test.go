@@ -184,6 +184,26 @@ func TestServeStartsMigratesBootstrapsAndShutsDownGracefully(t *testing.T) {
 	}
 }
 
+// TestServeWithAWSCredentials: SLIPWAY_S3_CREDENTIALS=aws takes the keys
+// from where the AWS SDKs look (here the variables), and /readyz, which
+// checks the bucket, says ready.
+func TestServeWithAWSCredentials(t *testing.T) {
+	env := serverEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", env["SLIPWAY_S3_ACCESS_KEY"])
+	t.Setenv("AWS_SECRET_ACCESS_KEY", env["SLIPWAY_S3_SECRET_KEY"])
+	delete(env, "SLIPWAY_S3_ACCESS_KEY")
+	delete(env, "SLIPWAY_S3_SECRET_KEY")
+	env["SLIPWAY_S3_CREDENTIALS"] = "aws"
+	_, cancel, done, logs := startServe(t, env)
+	if !strings.Contains(logs.String(), `"s3_credentials":"aws"`) {
+		t.Errorf("the start-up line does not say where S3 credentials come from:\n%s", logs.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("serve exited with %d:\n%s", code, logs.String())
+	}
+}
+
 func TestServeRefusesNewerSchema(t *testing.T) {
 	env := serverEnv(t)
 	db := testenv.NewDB(t)

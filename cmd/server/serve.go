@@ -142,7 +142,8 @@ func openStore(ctx context.Context, cfg *config.Config) (blob.Store, error) {
 	}
 	return blob.NewS3(ctx, blob.S3Config{
 		Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-		Region: cfg.S3Region, InsecureSkipVerify: cfg.S3InsecureSkipVerify, CreateBucket: true,
+		AWSCredentials: cfg.S3Credentials == "aws",
+		Region:         cfg.S3Region, InsecureSkipVerify: cfg.S3InsecureSkipVerify, CreateBucket: true,
 	})
 }
 
@@ -279,17 +280,16 @@ func reapOrphans(ctx context.Context, reg *registry.Service, lin *lineage.Servic
 		} else if st.Deleted > 0 || st.Aborted > 0 || st.Drafts > 0 {
 			log.Info("reaped orphan objects", "deleted", st.Deleted, "aborted_uploads", st.Aborted, "expired_drafts", st.Drafts, "scanned", st.Scanned)
 		}
-		scanned, deleted, err := lin.ReapOrphans(ctx, grace)
-		if err != nil {
-			log.Warn("reaping orphan dataset objects", "error", err)
-		} else if deleted > 0 {
-			log.Info("reaped orphan dataset objects", "deleted", deleted, "scanned", scanned)
-		}
-		scanned, deleted, err = evals.ReapOrphans(ctx, grace)
-		if err != nil {
-			log.Warn("reaping orphan reports", "error", err)
-		} else if deleted > 0 {
-			log.Info("reaped orphan reports", "deleted", deleted, "scanned", scanned)
+		for _, r := range []struct {
+			what string
+			reap func(context.Context, time.Duration) (blob.ReapStats, error)
+		}{{"dataset objects", lin.ReapOrphans}, {"reports", evals.ReapOrphans}} {
+			st, err := r.reap(ctx, grace)
+			if err != nil {
+				log.Warn("reaping orphan "+r.what, "error", err)
+			} else if st.Deleted > 0 || st.Aborted > 0 {
+				log.Info("reaped orphan "+r.what, "deleted", st.Deleted, "aborted_uploads", st.Aborted, "scanned", st.Scanned)
+			}
 		}
 	})
 }

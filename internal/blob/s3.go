@@ -31,6 +31,14 @@ type S3Config struct {
 	Bucket    string
 	AccessKey string
 	SecretKey string
+	// AWSCredentials finds credentials as the AWS SDKs do, instead of
+	// AccessKey and SecretKey: the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+	// and AWS_SESSION_TOKEN variables; the shared files (~/.aws/credentials
+	// and config, AWS_PROFILE); then a role: the pod's web identity (EKS
+	// IRSA: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN), the container's
+	// (ECS) or the instance's (EC2 metadata). Temporary credentials are
+	// refreshed before they expire.
+	AWSCredentials bool
 	// Region is sent with requests and used to create the bucket; ""
 	// lets the client ask the server.
 	Region string
@@ -90,7 +98,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	if err := s3utils.CheckValidBucketNameStrict(cfg.Bucket); err != nil {
 		fe.Add("bucket", "must be a valid S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-'): %s", err)
 	}
-	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+	switch {
+	case cfg.AWSCredentials && (cfg.AccessKey != "" || cfg.SecretKey != ""):
+		fe.Add("access_key", "AWS credentials come from the AWS environment, files or role: set no keys with them")
+	case (cfg.AccessKey == "") != (cfg.SecretKey == ""):
 		fe.Add("secret_key", "the access key and the secret key go together: set both, or neither for anonymous access")
 	}
 	if err := fe.Err(); err != nil {
@@ -105,8 +116,25 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	if secure && cfg.InsecureSkipVerify {
 		tr.TLSClientConfig.InsecureSkipVerify = true
 	}
+	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	if cfg.AWSCredentials {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{},
+			&credentials.FileAWSCredentials{},
+			&credentials.IAM{Region: cfg.Region}, // web identity, ECS, then EC2
+		})
+	}
+	if cfg.AWSCredentials {
+		// The chain falls back to anonymous requests when it finds
+		// nothing, and S3 would then answer every request with Access
+		// Denied: say what is missing at start instead.
+		v, _ := creds.GetWithContext(&credentials.CredContext{Client: &http.Client{Transport: tr}, Context: ctx})
+		if v.AccessKeyID == "" {
+			return nil, fmt.Errorf("blob: S3 store: %w: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile of the shared files with AWS_PROFILE, or run with a role (EKS web identity, ECS task role, EC2 instance profile)", errs.ErrUnavailable)
+		}
+	}
 	client, err := minio.New(u.Host, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Creds:     creds,
 		Secure:    secure,
 		Transport: tr,
 		Region:    cfg.Region,

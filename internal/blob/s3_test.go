@@ -3,6 +3,7 @@ package blob_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,6 +162,7 @@ func TestNewS3Config(t *testing.T) {
 		{"bucket with slash", func(c *blob.S3Config) { c.Bucket = "a/b" }, "bucket"},
 		{"access key alone", func(c *blob.S3Config) { c.SecretKey = "" }, "secret_key"},
 		{"secret key alone", func(c *blob.S3Config) { c.AccessKey = "" }, "secret_key"},
+		{"AWS credentials and keys", func(c *blob.S3Config) { c.AWSCredentials = true }, "access_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,4 +306,148 @@ func TestS3AbortStaleUploads(t *testing.T) {
 	if len(left) != 1 || left[0] != "elsewhere/x" {
 		t.Errorf("unfinished uploads left: %v, want only elsewhere/x", left)
 	}
+}
+
+// TestS3ReapAbortsStaleUploads: the reaper of every prefix (datasets,
+// quality results, reports) aborts the unfinished uploads a crash left
+// under it, and only under it.
+func TestS3ReapAbortsStaleUploads(t *testing.T) {
+	env := s3FromEnv(t)
+	s, bucket := newS3(t, env)
+	u, _ := url.Parse(env.endpoint)
+	core, err := minio.NewCore(u.Host, &minio.Options{Creds: credentials.NewStaticV4(env.accessKey, env.secretKey, ""), Secure: u.Scheme == "https"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"reports/7/0123abcd", "datasets/1/0123abcd/data"} {
+		if _, err := core.NewMultipartUpload(t.Context(), bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	never := func(context.Context, string) (bool, error) { return false, nil }
+	if st, err := blob.ReapUnreferenced(t.Context(), s, "reports/", time.Now().Add(-time.Hour), never); err != nil || st.Aborted != 0 {
+		t.Fatalf("uploads younger than the cutoff: %+v, %v; want none aborted", st, err)
+	}
+	if st, err := blob.ReapUnreferenced(t.Context(), s, "reports/", time.Now().Add(time.Minute), never); err != nil || st.Aborted != 1 {
+		t.Fatalf("reap reports/: %+v, %v; want 1 aborted", st, err)
+	}
+	var left []string
+	for up := range core.ListIncompleteUploads(t.Context(), bucket, "", true) {
+		left = append(left, up.Key)
+	}
+	if len(left) != 1 || left[0] != "datasets/1/0123abcd/data" {
+		t.Errorf("unfinished uploads left: %v, want only the dataset's", left)
+	}
+}
+
+// awsEnv clears what the AWS credential chain reads, so that a test sees
+// only what it sets: no variables, no shared files, and a container
+// credentials endpoint that knows nothing (instead of the EC2 metadata
+// service, which a test machine does not have).
+func awsEnv(t *testing.T) {
+	none := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(none.Close)
+	home := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "", "AWS_ACCESS_KEY": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SECRET_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "HOME": home,
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(home, "credentials"), "AWS_CONFIG_FILE": filepath.Join(home, "config"),
+		"AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_ROLE_ARN": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": none.URL,
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// TestS3AWSCredentials finds the keys as the AWS SDKs do: from the
+// variables, from a profile of the shared files, and from a role's
+// temporary credentials served as ECS serves them to a task.
+func TestS3AWSCredentials(t *testing.T) {
+	env := s3FromEnv(t)
+	roundTrip := func(t *testing.T) {
+		t.Helper()
+		bucket := "slipway-test-" + strings.ToLower(rand.Text()[:16])
+		s, err := blob.NewS3(t.Context(), blob.S3Config{Endpoint: env.endpoint, Bucket: bucket, AWSCredentials: true, Region: "us-east-1", CreateBucket: true})
+		if err != nil {
+			t.Fatalf("NewS3 with AWS credentials: %v", err)
+		}
+		if _, err := s.Put(t.Context(), "k/v", strings.NewReader("role"), blob.PutOptions{Size: -1}); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		rc, _, err := s.Get(t.Context(), "k/v", nil)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "role" {
+			t.Errorf("read back %q", b)
+		}
+		if err := s.Delete(t.Context(), "k/v"); err != nil {
+			t.Error(err)
+		}
+		u, _ := url.Parse(env.endpoint)
+		c, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(env.accessKey, env.secretKey, "")})
+		if err == nil {
+			_ = c.RemoveBucket(context.Background(), bucket)
+		}
+	}
+	t.Run("variables", func(t *testing.T) {
+		awsEnv(t)
+		t.Setenv("AWS_ACCESS_KEY_ID", env.accessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", env.secretKey)
+		roundTrip(t)
+	})
+	t.Run("shared file profile", func(t *testing.T) {
+		awsEnv(t)
+		f := os.Getenv("AWS_SHARED_CREDENTIALS_FILE")
+		body := "[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n[slipway]\naws_access_key_id = " + env.accessKey + "\naws_secret_access_key = " + env.secretKey + "\n"
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_PROFILE", "slipway")
+		roundTrip(t)
+	})
+	t.Run("container role", func(t *testing.T) {
+		awsEnv(t)
+		var calls atomic.Int32
+		role := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			if r.Header.Get("Authorization") != "task-token" {
+				http.Error(w, "no token", http.StatusUnauthorized)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"AccessKeyId": env.accessKey, "SecretAccessKey": env.secretKey,
+				"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			})
+		}))
+		t.Cleanup(role.Close)
+		t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", role.URL)
+		t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "task-token")
+		roundTrip(t)
+		if calls.Load() == 0 {
+			t.Error("the role's credentials endpoint was never asked")
+		}
+	})
+	t.Run("none found", func(t *testing.T) {
+		awsEnv(t)
+		_, err := blob.NewS3(t.Context(), blob.S3Config{Endpoint: env.endpoint, Bucket: "slipway-test-none", AWSCredentials: true, Region: "us-east-1"})
+		if !errors.Is(err, errs.ErrUnavailable) || !strings.Contains(err.Error(), "no AWS credentials found") {
+			t.Errorf("NewS3 without any AWS credentials: %v, want a start-up error that says so", err)
+		}
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		awsEnv(t)
+		t.Setenv("AWS_ACCESS_KEY_ID", env.accessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+		s, err := blob.NewS3(t.Context(), blob.S3Config{Endpoint: env.endpoint, Bucket: "slipway-test-wrong", AWSCredentials: true, Region: "us-east-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ping(t.Context()); err == nil {
+			t.Error("Ping with a wrong AWS secret succeeded")
+		}
+	})
 }

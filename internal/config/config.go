@@ -36,6 +36,7 @@ type Config struct {
 	StorageDir           string // SLIPWAY_STORAGE_DIR, for filesystem
 	S3Endpoint           string // SLIPWAY_S3_ENDPOINT
 	S3Bucket             string // SLIPWAY_S3_BUCKET
+	S3Credentials        string // SLIPWAY_S3_CREDENTIALS: static (the two keys below) or aws (as the AWS SDKs find them)
 	S3AccessKey          string // SLIPWAY_S3_ACCESS_KEY (or _FILE)
 	S3SecretKey          string // SLIPWAY_S3_SECRET_KEY (or _FILE)
 	S3Region             string // SLIPWAY_S3_REGION
@@ -125,6 +126,7 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 		StorageDir:            r.str("SLIPWAY_STORAGE_DIR", ""),
 		S3Endpoint:            r.str("SLIPWAY_S3_ENDPOINT", ""),
 		S3Bucket:              r.str("SLIPWAY_S3_BUCKET", "slipway"),
+		S3Credentials:         r.str("SLIPWAY_S3_CREDENTIALS", "static"),
 		S3AccessKey:           r.secret("SLIPWAY_S3_ACCESS_KEY"),
 		S3SecretKey:           r.secret("SLIPWAY_S3_SECRET_KEY"),
 		S3Region:              r.str("SLIPWAY_S3_REGION", "us-east-1"),
@@ -246,11 +248,24 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 		if !bucketPattern.MatchString(c.S3Bucket) {
 			r.fail("SLIPWAY_S3_BUCKET", "must be a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-'")
 		}
-		if c.S3AccessKey == "" {
-			r.fail("SLIPWAY_S3_ACCESS_KEY", "is required when SLIPWAY_STORAGE=s3")
-		}
-		if c.S3SecretKey == "" {
-			r.fail("SLIPWAY_S3_SECRET_KEY", "is required when SLIPWAY_STORAGE=s3")
+		switch c.S3Credentials {
+		case "static":
+			if c.S3AccessKey == "" {
+				r.fail("SLIPWAY_S3_ACCESS_KEY", "is required when SLIPWAY_STORAGE=s3 (or set SLIPWAY_S3_CREDENTIALS=aws to use an IAM role)")
+			}
+			if c.S3SecretKey == "" {
+				r.fail("SLIPWAY_S3_SECRET_KEY", "is required when SLIPWAY_STORAGE=s3 (or set SLIPWAY_S3_CREDENTIALS=aws to use an IAM role)")
+			}
+		case "aws":
+			const why = "must be unset when SLIPWAY_S3_CREDENTIALS=aws: the credentials then come from the AWS variables, shared files or role"
+			if c.S3AccessKey != "" {
+				r.fail("SLIPWAY_S3_ACCESS_KEY", why)
+			}
+			if c.S3SecretKey != "" {
+				r.fail("SLIPWAY_S3_SECRET_KEY", why)
+			}
+		default:
+			r.fail("SLIPWAY_S3_CREDENTIALS", "must be static or aws, got %q", c.S3Credentials)
 		}
 	case c.Storage == "filesystem":
 		if c.StorageDir == "" {
@@ -309,6 +324,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("s3_endpoint", c.S3Endpoint),
 		slog.String("s3_bucket", c.S3Bucket),
 		slog.String("s3_region", c.S3Region),
+		slog.String("s3_credentials", c.S3Credentials),
 		slog.String("s3_access_key", redact(c.S3AccessKey)),
 		slog.String("s3_secret_key", redact(c.S3SecretKey)),
 		slog.Bool("s3_insecure_skip_verify", c.S3InsecureSkipVerify),

@@ -435,8 +435,8 @@ func (s *Service) OpenRaw(ctx context.Context, model string, version int, id int
 
 // ReapOrphans deletes raw reports that no row references and that are
 // older than grace (what a crash between the upload and its transaction
-// leaves behind).
-func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (scanned, deleted int, err error) {
+// leaves behind), and the unfinished uploads of raw reports.
+func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (blob.ReapStats, error) {
 	return blob.ReapUnreferenced(ctx, s.store, "reports/", time.Now().Add(-grace), func(ctx context.Context, key string) (bool, error) {
 		var ok bool
 		err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM evaluation_reports WHERE object_key = $1)`, key).Scan(&ok)

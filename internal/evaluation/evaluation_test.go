@@ -80,11 +80,11 @@ func TestReapOrphanReports(t *testing.T) {
 	if _, err := store.Put(ctx, "reports/1/orphan", strings.NewReader("{}"), blob.PutOptions{Size: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if scanned, deleted, err := svc.ReapOrphans(ctx, time.Hour); err != nil || scanned != 2 || deleted != 0 {
-		t.Fatalf("within the grace: deleted %d of %d, %v", deleted, scanned, err)
+	if st, err := svc.ReapOrphans(ctx, time.Hour); err != nil || st.Scanned != 2 || st.Deleted != 0 {
+		t.Fatalf("within the grace: deleted %d of %d, %v", st.Deleted, st.Scanned, err)
 	}
-	if scanned, deleted, err := svc.ReapOrphans(ctx, -time.Second); err != nil || scanned != 2 || deleted != 1 {
-		t.Fatalf("after the grace: deleted %d of %d, %v; want 1 of 2", deleted, scanned, err)
+	if st, err := svc.ReapOrphans(ctx, -time.Second); err != nil || st.Scanned != 2 || st.Deleted != 1 {
+		t.Fatalf("after the grace: deleted %d of %d, %v; want 1 of 2", st.Deleted, st.Scanned, err)
 	}
 	if left := reports(t, ctx, store); len(left) != 1 || strings.Contains(left[0], "orphan") {
 		t.Errorf("left: %v", left)

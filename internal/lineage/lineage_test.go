@@ -212,12 +212,12 @@ func TestReapOrphanDatasetFiles(t *testing.T) {
 	if _, err := store.Put(ctx, "datasets/1/0123456789abcdef0123456789abcdef/data", strings.NewReader("orphan"), blob.PutOptions{Size: 6}); err != nil {
 		t.Fatal(err)
 	}
-	if _, deleted, err := lin.ReapOrphans(ctx, time.Hour); err != nil || deleted != 0 {
-		t.Fatalf("within the grace: deleted %d, %v", deleted, err)
+	if st, err := lin.ReapOrphans(ctx, time.Hour); err != nil || st.Deleted != 0 {
+		t.Fatalf("within the grace: deleted %d, %v", st.Deleted, err)
 	}
-	scanned, deleted, err := lin.ReapOrphans(ctx, -time.Second)
-	if err != nil || scanned != 2 || deleted != 1 {
-		t.Fatalf("after the grace: scanned %d deleted %d, %v", scanned, deleted, err)
+	st, err := lin.ReapOrphans(ctx, -time.Second)
+	if err != nil || st.Scanned != 2 || st.Deleted != 1 {
+		t.Fatalf("after the grace: scanned %d deleted %d, %v", st.Scanned, st.Deleted, err)
 	}
 	rc := must[io.ReadCloser](t)(lin.OpenDatasetFile(ctx, v, nil))
 	b, _ := io.ReadAll(rc)

@@ -13,18 +13,11 @@ import (
 	"github.com/slipway-ml/slipway/internal/blob"
 )
 
-// ReapStats says what a reaper pass did.
+// ReapStats says what a reaper pass did: the objects and uploads under
+// models/, and the expired drafts.
 type ReapStats struct {
-	Scanned int // objects looked at
-	Deleted int // orphans removed
-	Aborted int // unfinished multipart uploads aborted
-	Drafts  int // expired drafts deleted
-}
-
-// staleUploadAborter is a store with multipart uploads that a crash can
-// leave unfinished (S3); the filesystem store has none.
-type staleUploadAborter interface {
-	AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error)
+	blob.ReapStats
+	Drafts int // expired drafts deleted
 }
 
 // ReapOrphans deletes objects under models/ that no version references
@@ -96,8 +89,6 @@ func (s *Service) ReapOrphans(ctx context.Context, grace time.Duration) (ReapSta
 	if err := flush(); err != nil {
 		return st, err
 	}
-	if a, ok := s.store.(staleUploadAborter); ok {
-		st.Aborted, err = a.AbortStaleUploads(ctx, "models/", cutoff)
-	}
+	st.Aborted, err = blob.AbortStaleUploads(ctx, s.store, "models/", cutoff)
 	return st, err
 }
