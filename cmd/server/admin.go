@@ -16,6 +16,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/config"
 	"github.com/slipway-ml/slipway/internal/database"
+	"github.com/slipway-ml/slipway/internal/webhook"
 )
 
 // cliActor is the audit actor of changes made with this command line.
@@ -177,5 +178,44 @@ func tokensCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	// The token alone on stdout, so that scripts can capture it.
 	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+// webhooksCmd reseals the webhook signing secrets under the current
+// SLIPWAY_WEBHOOK_KEY: the middle step of a key rotation (see
+// docs/operations.md).
+func webhooksCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "reseal" {
+		return usageError{"webhooks needs reseal"}
+	}
+	cfg, err := loadConfig(getenv, config.Tools)
+	if err != nil {
+		return err
+	}
+	if cfg.WebhookKey == nil {
+		return usageError{"webhooks reseal needs SLIPWAY_WEBHOOK_KEY (the new key) and, during a rotation, SLIPWAY_WEBHOOK_KEY_PREVIOUS (the old one)"}
+	}
+	var previous [][]byte
+	if cfg.WebhookKeyPrevious != nil {
+		previous = append(previous, cfg.WebhookKeyPrevious)
+	}
+	sealer, err := webhook.NewSealer(cfg.WebhookKey, previous...)
+	if err != nil {
+		return err
+	}
+	pool, err := toolsDatabase(ctx, getenv, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	resealed, total, err := webhook.NewService(pool, sealer, webhook.AddressPolicy{}).ResealSecrets(audit.WithActor(ctx, cliActor))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "resealed the secrets of %d of %d webhook endpoints under SLIPWAY_WEBHOOK_KEY", resealed, total)
+	if cfg.WebhookKeyPrevious != nil {
+		fmt.Fprint(stdout, "; SLIPWAY_WEBHOOK_KEY_PREVIOUS is no longer needed")
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

@@ -6,6 +6,7 @@
 //	slipway migrate up | down [N|--all] | version | force N
 //	slipway users create --name NAME --role ROLE    (password on stdin; none: token-only user)
 //	slipway tokens create --user NAME --name NAME [--expires-in 720h]
+//	slipway webhooks reseal
 //	slipway health [--url URL]
 //	slipway demo [--webhook-url URL] [--secret-file FILE]
 //	slipway register MODEL --file PATH[=NAME]… [--metadata KEY=VALUE|KEY:=JSON]… [--json]
@@ -43,6 +44,9 @@ const usage = `usage:
                                              (empty stdin: a token-only user, e.g. for CI)
   slipway tokens create --user NAME --name NAME [--expires-in DURATION]
                                              create an API token and print it once
+  slipway webhooks reseal                    seal every webhook signing secret under
+                                             SLIPWAY_WEBHOOK_KEY (a key rotation: run with the
+                                             old key as SLIPWAY_WEBHOOK_KEY_PREVIOUS)
   slipway health [--url URL]                 exit 0 when the local server is ready (/readyz);
                                              for container health checks
   slipway demo [--webhook-url URL] [--secret-file FILE]
@@ -99,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = usersCmd(ctx, args, getenv, stdin, stdout)
 	case "tokens":
 		err = tokensCmd(ctx, args, getenv, stdout)
+	case "webhooks":
+		err = webhooksCmd(ctx, args, getenv, stdout)
 	case "health":
 		err = healthCmd(ctx, args, getenv, stdout)
 	case "demo":

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/database"
 	"github.com/slipway-ml/slipway/internal/testenv"
+	"github.com/slipway-ml/slipway/internal/webhook"
 )
 
 const bootstrapToken = "slw_cmd-test-bootstrap-0123456789abcdefghijklmnopqr"
@@ -308,5 +311,42 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if code, _, _ := cmd("", "frobnicate"); code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// TestWebhookKeyRotationCommand: the operator's steps of docs/operations.md
+// — the new key with the old one as previous, `webhooks reseal`, then the
+// new key alone.
+func TestWebhookKeyRotationCommand(t *testing.T) {
+	db := testenv.NewDB(t)
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	b64 := base64.StdEncoding.EncodeToString
+	sealer, _ := webhook.NewSealer(oldKey)
+	ctx := audit.WithActor(context.Background(), audit.Actor{Name: "test"})
+	if _, _, err := webhook.NewService(db.Pool, sealer, webhook.AddressPolicy{}).Create(ctx, webhook.NewEndpoint{URL: "https://serving.example.com/hooks"}); err != nil {
+		t.Fatal(err)
+	}
+	reseal := func(vars map[string]string) (int, string, string) {
+		vars["SLIPWAY_DATABASE_URL"] = db.URL
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"webhooks", "reseal"}, envFunc(vars), nil, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, _, errOut := reseal(map[string]string{}); code != 2 || !strings.Contains(errOut, "SLIPWAY_WEBHOOK_KEY") {
+		t.Errorf("reseal without a key: exit %d, %q; want 2 naming the setting", code, errOut)
+	}
+	if code, _, errOut := reseal(map[string]string{"SLIPWAY_WEBHOOK_KEY": b64(newKey)}); code != 1 || !strings.Contains(errOut, "opens with neither") {
+		t.Errorf("reseal with the new key but not the old: exit %d, %q; want 1", code, errOut)
+	}
+	code, out, errOut := reseal(map[string]string{"SLIPWAY_WEBHOOK_KEY": b64(newKey), "SLIPWAY_WEBHOOK_KEY_PREVIOUS": b64(oldKey)})
+	if code != 0 || !strings.Contains(out, "resealed the secrets of 1 of 1 webhook endpoints") || !strings.Contains(out, "no longer needed") {
+		t.Fatalf("reseal: exit %d, %q %q", code, out, errOut)
+	}
+	if code, out, _ := reseal(map[string]string{"SLIPWAY_WEBHOOK_KEY": b64(newKey)}); code != 0 || !strings.Contains(out, "0 of 1") {
+		t.Errorf("reseal with the new key alone afterwards: exit %d, %q; want 0 of 1", code, out)
+	}
+	var actor string
+	if err := db.Pool.QueryRow(ctx, `SELECT actor_name FROM audit_log WHERE action = 'webhook.reseal_secrets'`).Scan(&actor); err != nil || actor != "cli" {
+		t.Errorf("the reseal's audit entry: actor %q, %v", actor, err)
 	}
 }

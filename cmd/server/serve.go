@@ -318,7 +318,12 @@ func webhooks(cfg *config.Config, pool *pgxpool.Pool, store blob.Store, log *slo
 	var sealer *webhook.Sealer
 	if cfg.WebhookKey != nil {
 		var err error
-		if sealer, err = webhook.NewSealer(cfg.WebhookKey); err != nil {
+		var previous [][]byte
+		if cfg.WebhookKeyPrevious != nil {
+			previous = append(previous, cfg.WebhookKeyPrevious)
+			log.Info("SLIPWAY_WEBHOOK_KEY_PREVIOUS is set: secrets sealed under it still open; run `slipway webhooks reseal` once every replica has both keys, then remove it")
+		}
+		if sealer, err = webhook.NewSealer(cfg.WebhookKey, previous...); err != nil {
 			return nil, nil, err
 		}
 	} else {

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ type Config struct {
 	// Webhooks. WebhookKey seals signing secrets at rest (SLIPWAY_WEBHOOK_KEY
 	// or _FILE: 32 bytes, base64); without it no endpoint can be created.
 	WebhookKey []byte
+	// WebhookKeyPrevious opens secrets sealed before a key rotation
+	// (SLIPWAY_WEBHOOK_KEY_PREVIOUS or _FILE); `slipway webhooks reseal`
+	// moves them to WebhookKey, after which it can go.
+	WebhookKeyPrevious []byte
 	// WebhookAllowPrivate lets deliveries reach loopback and private
 	// networks (SLIPWAY_WEBHOOK_ALLOW_PRIVATE); WebhookAllow and
 	// WebhookDeny are networks always allowed or refused
@@ -149,13 +154,14 @@ func Load(getenv func(string) string, scope Scope) (*Config, error) {
 	if c.WebhookRotationWindow > 7*24*time.Hour {
 		r.fail("SLIPWAY_WEBHOOK_ROTATION_WINDOW", "must be at most 168h (7 days), got %s", c.WebhookRotationWindow)
 	}
-	if k := r.secret("SLIPWAY_WEBHOOK_KEY"); k != "" {
-		b, err := base64.StdEncoding.DecodeString(k)
-		if err != nil || len(b) != 32 {
-			r.fail("SLIPWAY_WEBHOOK_KEY", "must be 32 random bytes in base64 (openssl rand -base64 32)")
-		} else {
-			c.WebhookKey = b
-		}
+	c.WebhookKey = r.key("SLIPWAY_WEBHOOK_KEY")
+	c.WebhookKeyPrevious = r.key("SLIPWAY_WEBHOOK_KEY_PREVIOUS")
+	switch {
+	case c.WebhookKeyPrevious == nil:
+	case c.WebhookKey == nil && r.problemFor("SLIPWAY_WEBHOOK_KEY") == "":
+		r.fail("SLIPWAY_WEBHOOK_KEY_PREVIOUS", "needs SLIPWAY_WEBHOOK_KEY, the key that replaces it")
+	case bytes.Equal(c.WebhookKey, c.WebhookKeyPrevious):
+		r.fail("SLIPWAY_WEBHOOK_KEY_PREVIOUS", "is the same as SLIPWAY_WEBHOOK_KEY: a rotation needs a new key (openssl rand -base64 32)")
 	}
 	for _, f := range strings.Split(getenv("SLIPWAY_WEBHOOK_SCHEDULE"), ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -317,6 +323,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("db_statement_timeout", c.DBStatementTimeout.String()),
 		slog.Bool("migrate", c.Migrate),
 		slog.Bool("webhook_key_set", c.WebhookKey != nil),
+		slog.Bool("webhook_key_previous_set", c.WebhookKeyPrevious != nil),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("webhook_workers", c.WebhookWorkers),
 		slog.String("storage", c.Storage),
@@ -387,6 +394,20 @@ func (r *reader) problemFor(name string) string {
 		}
 	}
 	return ""
+}
+
+// key reads a secret of 32 random bytes in base64; nil when unset.
+func (r *reader) key(name string) []byte {
+	k := r.secret(name)
+	if k == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil || len(b) != 32 {
+		r.fail(name, "must be 32 random bytes in base64 (openssl rand -base64 32)")
+		return nil
+	}
+	return b
 }
 
 func (r *reader) str(name, def string) string {

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -414,5 +415,102 @@ func TestDisabledThenReplay(t *testing.T) {
 	// a second replay sends nothing delivered again
 	if n, err := e.svc.ReplaySince(e.ctx, ep.ID, since); err != nil || n != 0 {
 		t.Fatalf("second replay queued %d, %v", n, err)
+	}
+}
+
+// TestKeyRotation: with the new key current and the old one previous,
+// secrets sealed under either open and deliveries are signed; a reseal
+// moves every secret (and a previous secret still in its window) to the
+// new key in one transaction, after which the old key can go. A key that
+// opens nothing changes nothing.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	oldKey, newKey := []byte(strings.Repeat("k", 32)), []byte(strings.Repeat("n", 32)) // e.sealer is under oldKey
+	var secret string
+	srv, got := receiver(t, &secret)
+	ep, first := e.endpoint(srv.URL + "/hooks")
+	_, rotated, err := e.svc.RotateSecret(e.ctx, ep.ID, time.Hour) // the first secret keeps signing for an hour
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := e.endpoint(srv.URL+"/other", events.EvaluationCreated) // hears none of the stage moves below
+	sealedBytes := func() string {
+		var s string
+		if err := e.db.Pool.QueryRow(e.ctx, `SELECT string_agg(encode(secret, 'hex') || ':' || coalesce(encode(previous_secret, 'hex'), ''), ',' ORDER BY id) FROM webhook_endpoints`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	service := func(key []byte, previous ...[]byte) *webhook.Service {
+		s, err := webhook.NewSealer(key, previous...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return webhook.NewService(e.db.Pool, s, webhook.AddressPolicy{AllowPrivate: true})
+	}
+	deliver := func(svc *webhook.Service, version int) []received {
+		t.Helper()
+		d := webhook.NewDispatcher(e.db.Pool, svc, e.store, webhook.AddressPolicy{AllowPrivate: true},
+			webhook.DispatchConfig{Workers: 1, Timeout: 2 * time.Second, DisableAfter: time.Hour}, slog.New(slog.DiscardHandler))
+		before := len(got())
+		e.emit(events.StageMoved, map[string]any{"stage": "production", "version": version})
+		drain(t, e.ctx, d)
+		return got()[before:]
+	}
+
+	// During the rotation: the new key seals, the old one still opens.
+	both := service(newKey, oldKey)
+	secret = rotated
+	if r := deliver(both, 1); len(r) != 1 || strings.Count(r[0].signature, "v1,") != 2 {
+		t.Fatalf("delivery with both keys: %+v, want one request signed by both secrets", r)
+	}
+
+	// A key that opens nothing: refused, nothing changed.
+	before := sealedBytes()
+	if _, _, err := service([]byte(strings.Repeat("x", 32))).ResealSecrets(e.ctx); err == nil || !strings.Contains(err.Error(), "opens with neither") {
+		t.Fatalf("reseal with an unrelated key: %v", err)
+	}
+	if sealedBytes() != before {
+		t.Fatal("a failed reseal changed the stored secrets")
+	}
+
+	if n, total, err := both.ResealSecrets(e.ctx); err != nil || n != 2 || total != 2 {
+		t.Fatalf("reseal: %d of %d, %v; want 2 of 2", n, total, err)
+	}
+	if sealedBytes() == before {
+		t.Fatal("the reseal stored nothing new")
+	}
+	if n, total, err := both.ResealSecrets(e.ctx); err != nil || n != 0 || total != 2 {
+		t.Errorf("a second reseal: %d of %d, %v; want 0 of 2 (already under the new key)", n, total, err)
+	}
+
+	// The new key alone: the current and the previous secret both sign.
+	newOnly := service(newKey)
+	r := deliver(newOnly, 2)
+	if len(r) != 1 || strings.Count(r[0].signature, "v1,") != 2 {
+		t.Fatalf("delivery with the new key alone: %+v", r)
+	}
+	for _, s := range []string{rotated, first} {
+		wh, _ := standardwebhooks.NewWebhook(s)
+		h := http.Header{}
+		h.Set("webhook-id", r[0].id)
+		h.Set("webhook-timestamp", r[0].timestamp)
+		h.Set("webhook-signature", r[0].signature)
+		if err := wh.VerifyIgnoringTimestamp(r[0].body, h); err != nil {
+			t.Errorf("a secret resealed under the new key no longer signs: %v", err)
+		}
+	}
+	// The old key alone no longer opens anything.
+	if _, _, err := service(oldKey).ResealSecrets(e.ctx); err == nil {
+		t.Error("the old key still opens the resealed secrets")
+	}
+	var entries int
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT count(*) FROM audit_log WHERE action = 'webhook.reseal_secrets' AND after->'endpoints' = $1::jsonb`,
+		fmt.Sprintf("[%d, %d]", ep.ID, other.ID)).Scan(&entries); err != nil || entries != 1 {
+		t.Errorf("audit entries of the reseal: %d, %v; want 1 naming both endpoints", entries, err)
+	}
+	if _, err := webhook.NewSealer(newKey, newKey); err == nil {
+		t.Error("a previous key equal to the current one was accepted")
 	}
 }

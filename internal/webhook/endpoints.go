@@ -326,6 +326,72 @@ func (s *Service) RotateSecret(ctx context.Context, id int64, window time.Durati
 	return e, secret, err
 }
 
+// ResealSecrets seals every endpoint's signing secrets (the current one
+// and a previous one still in its rotation window) under the current
+// webhook key: the step of a key rotation between deploying the new key
+// with the old one as SLIPWAY_WEBHOOK_KEY_PREVIOUS and dropping the old
+// one. It runs in one transaction and changes nothing if any secret opens
+// with neither key. It returns how many endpoints were resealed (those
+// whose secrets were under a previous key) of how many there are, and is
+// audited as webhook.reseal_secrets when it resealed any.
+func (s *Service) ResealSecrets(ctx context.Context) (resealed, total int, err error) {
+	if s.sealer == nil {
+		return 0, 0, fmt.Errorf("webhooks need SLIPWAY_WEBHOOK_KEY: %w", errs.ErrUnavailable)
+	}
+	err = pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		type sealed struct {
+			id           int64
+			secret, prev []byte
+		}
+		rows, err := tx.Query(ctx, `SELECT id, secret, previous_secret FROM webhook_endpoints ORDER BY id FOR UPDATE`)
+		if err != nil {
+			return fmt.Errorf("reseal: %w", err)
+		}
+		all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealed, error) {
+			var e sealed
+			return e, r.Scan(&e.id, &e.secret, &e.prev)
+		})
+		if err != nil {
+			return fmt.Errorf("reseal: %w", err)
+		}
+		total = len(all)
+		var ids []int64
+		for _, e := range all {
+			cur, curOK, err := s.sealer.open(e.secret)
+			if err != nil {
+				return fmt.Errorf("webhook endpoint %d: %w", e.id, err)
+			}
+			var prev []byte
+			prevOK := true
+			if e.prev != nil {
+				var p string
+				if p, prevOK, err = s.sealer.open(e.prev); err != nil {
+					return fmt.Errorf("webhook endpoint %d, previous secret: %w", e.id, err)
+				}
+				prev = s.sealer.Seal(p)
+			}
+			if curOK && prevOK {
+				continue // already under the current key
+			}
+			if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET secret = $2, previous_secret = $3 WHERE id = $1`,
+				e.id, s.sealer.Seal(cur), prev); err != nil {
+				return fmt.Errorf("reseal: %w", err)
+			}
+			ids = append(ids, e.id)
+		}
+		resealed = len(ids)
+		if resealed == 0 {
+			return nil
+		}
+		return audit.Record(ctx, tx, audit.Entry{Action: "webhook.reseal_secrets", TargetType: "webhook", TargetID: "all",
+			After: map[string]any{"endpoints": ids}})
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return resealed, total, nil
+}
+
 // secrets opens the secrets that sign for an endpoint now.
 func (s *Service) secrets(current, previous []byte, previousUntil *time.Time) ([]string, error) {
 	if s.sealer == nil {

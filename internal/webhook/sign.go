@@ -5,6 +5,7 @@
 package webhook
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -69,40 +70,63 @@ func Sign(id string, timestamp int64, body []byte, secrets ...string) (string, e
 
 // Sealer encrypts secrets at rest with AES-256-GCM under a key from the
 // configuration: a copy of the database alone does not give them away.
-type Sealer struct{ aead cipher.AEAD }
+// It seals with its current key and opens with the current key or the
+// previous ones, so that the key can be rotated: deploy the new key with
+// the old one as previous, reseal (Service.ResealSecrets), then drop the
+// old key.
+type Sealer struct{ aeads []cipher.AEAD } // [0] seals; all open
 
-// NewSealer makes a Sealer from a 32-byte key.
-func NewSealer(key []byte) (*Sealer, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("the webhook key must be 32 bytes, got %d", len(key))
+// NewSealer makes a Sealer from a 32-byte key and any previous keys.
+func NewSealer(key []byte, previous ...[]byte) (*Sealer, error) {
+	s := &Sealer{}
+	for i, k := range append([][]byte{key}, previous...) {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("the webhook key must be 32 bytes, got %d", len(k))
+		}
+		if i > 0 && bytes.Equal(k, key) {
+			return nil, errors.New("a previous webhook key is the current key")
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		s.aeads = append(s.aeads, aead)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Sealer{aead: aead}, nil
+	return s, nil
 }
 
-// Seal encrypts a secret: a random nonce, then the ciphertext.
+// sealAD binds a sealed value to its use.
+var sealAD = []byte("slipway webhook secret")
+
+// Seal encrypts a secret under the current key: a random nonce, then the
+// ciphertext.
 func (s *Sealer) Seal(secret string) []byte {
-	nonce := make([]byte, s.aead.NonceSize())
+	aead := s.aeads[0]
+	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, []byte(secret), []byte("slipway webhook secret"))
+	return aead.Seal(nonce, nonce, []byte(secret), sealAD)
 }
 
-// Open decrypts what Seal made.
+// Open decrypts what Seal made, under the current key or a previous one.
 func (s *Sealer) Open(sealed []byte) (string, error) {
-	n := s.aead.NonceSize()
+	secret, _, err := s.open(sealed)
+	return secret, err
+}
+
+// open also says whether the current key opened it.
+func (s *Sealer) open(sealed []byte) (secret string, current bool, err error) {
+	n := s.aeads[0].NonceSize()
 	if len(sealed) < n {
-		return "", errors.New("sealed secret too short")
+		return "", false, errors.New("sealed secret too short")
 	}
-	b, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte("slipway webhook secret"))
-	if err != nil {
-		return "", errors.New("the webhook secret does not open with this key (was SLIPWAY_WEBHOOK_KEY changed?)")
+	for i, aead := range s.aeads {
+		if b, err := aead.Open(nil, sealed[:n], sealed[n:], sealAD); err == nil {
+			return string(b), i == 0, nil
+		}
 	}
-	return string(b), nil
+	return "", false, errors.New("the webhook secret opens with neither SLIPWAY_WEBHOOK_KEY nor SLIPWAY_WEBHOOK_KEY_PREVIOUS (was the key changed without keeping the old one as previous?)")
 }
