@@ -195,11 +195,7 @@ func webhooksCmd(ctx context.Context, args []string, getenv func(string) string,
 	if cfg.WebhookKey == nil {
 		return usageError{"webhooks reseal needs SLIPWAY_WEBHOOK_KEY (the new key) and, during a rotation, SLIPWAY_WEBHOOK_KEY_PREVIOUS (the old one)"}
 	}
-	var previous [][]byte
-	if cfg.WebhookKeyPrevious != nil {
-		previous = append(previous, cfg.WebhookKeyPrevious)
-	}
-	sealer, err := webhook.NewSealer(cfg.WebhookKey, previous...)
+	sealer, err := newSealer(cfg)
 	if err != nil {
 		return err
 	}

@@ -312,22 +312,30 @@ func reapSessions(ctx context.Context, a *auth.Service, idem *idempotency.Store,
 	})
 }
 
+// newSealer seals webhook secrets under SLIPWAY_WEBHOOK_KEY and opens them
+// with it or SLIPWAY_WEBHOOK_KEY_PREVIOUS; nil without a key.
+func newSealer(cfg *config.Config) (*webhook.Sealer, error) {
+	if cfg.WebhookKey == nil {
+		return nil, nil
+	}
+	var previous [][]byte
+	if cfg.WebhookKeyPrevious != nil {
+		previous = append(previous, cfg.WebhookKeyPrevious)
+	}
+	return webhook.NewSealer(cfg.WebhookKey, previous...)
+}
+
 // webhooks builds the webhook service and its delivery workers from the
 // configuration.
 func webhooks(cfg *config.Config, pool *pgxpool.Pool, store blob.Store, log *slog.Logger) (*webhook.Service, *webhook.Dispatcher, error) {
-	var sealer *webhook.Sealer
-	if cfg.WebhookKey != nil {
-		var err error
-		var previous [][]byte
-		if cfg.WebhookKeyPrevious != nil {
-			previous = append(previous, cfg.WebhookKeyPrevious)
-			log.Info("SLIPWAY_WEBHOOK_KEY_PREVIOUS is set: secrets sealed under it still open; run `slipway webhooks reseal` once every replica has both keys, then remove it")
-		}
-		if sealer, err = webhook.NewSealer(cfg.WebhookKey, previous...); err != nil {
-			return nil, nil, err
-		}
-	} else {
+	sealer, err := newSealer(cfg)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case sealer == nil:
 		log.Warn("SLIPWAY_WEBHOOK_KEY is not set: webhook endpoints cannot be created")
+	case cfg.WebhookKeyPrevious != nil:
+		log.Info("SLIPWAY_WEBHOOK_KEY_PREVIOUS is set: secrets sealed under it still open; run `slipway webhooks reseal` once every replica has both keys, then remove it")
 	}
 	policy := webhook.AddressPolicy{AllowPrivate: cfg.WebhookAllowPrivate, Allow: cfg.WebhookAllow, Deny: cfg.WebhookDeny}
 	svc := webhook.NewService(pool, sealer, policy)
