@@ -123,8 +123,6 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3Store, error) {
 			&credentials.FileAWSCredentials{},
 			&credentials.IAM{Region: cfg.Region}, // web identity, ECS, then EC2
 		})
-	}
-	if cfg.AWSCredentials {
 		// The chain falls back to anonymous requests when it finds
 		// nothing, and S3 would then answer every request with Access
 		// Denied: say what is missing at start instead.
